@@ -1,0 +1,91 @@
+"""Exports to job-dir: the query and candidate encoders as SavedModels, and the candidate embeddings.
+
+The encoders' `serving_default` signature takes a side's raw features, named as in the schema, in the
+model-input format of docs/architecture.md, and returns `{"encoding": float32 [batch, output_dim]}`.
+They load with plain TensorFlow (`tf.saved_model.load`) and serve under TF Serving.
+
+Example:
+>>> export_encoder(query_tower, schema, "query", "job-dir/query_model")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfrs_twotower.schema import FeatureSpec, load_schema
+
+QUERY_MODEL_DIR = "query_model"
+CANDIDATE_MODEL_DIR = "candidate_model"
+EMBEDDINGS_DIR = "candidate_embeddings"
+
+
+def feature_signature(spec: FeatureSpec) -> tf.TensorSpec:
+    """The serving input of one feature: Id `[B]` string; Categorical/Text `[B, L]` string; Numeric
+    `[B, L]` float32; Vector `[B, length]` float32."""
+    if spec.feature_type == "Id":
+        return tf.TensorSpec([None], tf.string, name=spec.name)
+    if spec.feature_type in ("Categorical", "Text"):
+        return tf.TensorSpec([None, None], tf.string, name=spec.name)
+    if spec.feature_type == "Numeric":
+        return tf.TensorSpec([None, None], tf.float32, name=spec.name)
+    return tf.TensorSpec([None, spec.length], tf.float32, name=spec.name)
+
+
+def side_signature(schema: Any, side: str) -> dict[str, tf.TensorSpec]:
+    """`{feature name: TensorSpec}` for the raw features of `side`."""
+    return {spec.name: feature_signature(spec) for spec in load_schema(schema).side(side)}
+
+
+def export_encoder(tower: keras.layers.Layer, schema: Any, side: str, path: str) -> str:
+    """Writes `tower` as a SavedModel at `path` with a `serving_default` signature over `side`'s raw
+    features. Returns `path`."""
+    signature = side_signature(schema, side)
+    archive = keras.export.ExportArchive()
+    archive.track(tower)
+    archive.add_endpoint(
+        name="serving_default",
+        fn=lambda features: {"encoding": tower(features, training=False)},
+        input_signature=[signature],
+    )
+    archive.write_out(path, verbose=False)
+    return path
+
+
+def encode_batches(tower: keras.layers.Layer, batches: Iterable[dict[str, tf.Tensor]]) -> np.ndarray:
+    """Runs `tower` over feature batches and stacks the embeddings: float32 `[N, D]`."""
+    encode = tf.function(lambda features: tower(features, training=False), reduce_retracing=True)
+    parts = [encode(batch).numpy() for batch in batches]
+    width = getattr(tower, "output_dim", 0)
+    return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+
+
+def write_embeddings(directory: str, ids: Sequence[str], embeddings: np.ndarray) -> dict[str, str]:
+    """Writes `embeddings.npy`, `ids.txt` (one id a line, the npy's row order) and `embeddings.jsonl`
+    (`{"id": ..., "embedding": [...]}` per line: the Vertex AI Vector Search input format)."""
+    if len(ids) != len(embeddings):
+        raise ValueError(f"{len(ids)} ids for {len(embeddings)} embeddings: they must match one to one.")
+    tf.io.gfile.makedirs(directory)
+    paths = {name: os.path.join(directory, name) for name in ("embeddings.npy", "ids.txt", "embeddings.jsonl")}
+    with tf.io.gfile.GFile(paths["embeddings.npy"], "wb") as f:
+        np.save(f, embeddings.astype(np.float32))
+    with tf.io.gfile.GFile(paths["ids.txt"], "w") as f:
+        f.write("".join(f"{i}\n" for i in ids))
+    with tf.io.gfile.GFile(paths["embeddings.jsonl"], "w") as f:
+        for i, row in zip(ids, embeddings):
+            f.write(json.dumps({"id": str(i), "embedding": [round(float(x), 7) for x in row]}) + "\n")
+    return paths
+
+
+def read_embeddings(directory: str) -> tuple[list[str], np.ndarray]:
+    """Reads what `write_embeddings` wrote: (ids, float32 [N, D])."""
+    with tf.io.gfile.GFile(os.path.join(directory, "embeddings.npy"), "rb") as f:
+        embeddings = np.load(f)
+    with tf.io.gfile.GFile(os.path.join(directory, "ids.txt"), "r") as f:
+        ids = [line.rstrip("\n") for line in f]
+    return ids, embeddings

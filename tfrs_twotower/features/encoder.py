@@ -1,0 +1,122 @@
+"""The encoder of one side: the schema's features of that side -> one concatenated feature vector."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfrs_twotower.features.categorical import CategoricalEncoder
+from tfrs_twotower.features.id import IdEncoder
+from tfrs_twotower.features.numeric import NumericEncoder
+from tfrs_twotower.features.text import TextFeatureEncoder
+from tfrs_twotower.features.vector import VectorEncoder
+from tfrs_twotower.schema import FeatureSpec, load_schema
+
+
+def make_feature_encoder(spec: FeatureSpec, numeric_stats: tuple[float, float] | None = None):
+    """The Keras layer that encodes one feature of type `spec.feature_type`.
+
+    Example:
+    >>> spec = FeatureSpec(name="user", side="query", feature_type="Id", num_buckets=10)
+    >>> type(make_feature_encoder(spec)).__name__
+    'IdEncoder'
+    """
+    name = spec.name
+    if spec.feature_type == "Id":
+        return IdEncoder(spec.num_buckets, spec.embedding_dim, name=name)
+    if spec.feature_type == "Categorical":
+        return CategoricalEncoder(spec.vocab, spec.embedding_dim, name=name)
+    if spec.feature_type == "Numeric":
+        mean, variance = numeric_stats if numeric_stats is not None else (None, None)
+        return NumericEncoder(mean=mean, variance=variance, name=name)
+    if spec.feature_type == "Text":
+        return TextFeatureEncoder(spec.embedding_module, name=name)
+    if spec.feature_type == "Vector":
+        return VectorEncoder(spec.length, name=name)
+    raise ValueError(f"Unknown feature type {spec.feature_type!r} for `{spec.path}`.")
+
+
+@keras.saving.register_keras_serializable(package="tfrs_twotower")
+class FeatureEncoder(keras.layers.Layer):
+    """Encodes a side's raw features (a dict keyed by feature name) into one float32 vector.
+
+    Each feature goes through the encoder of its type (Id, Categorical, Numeric, Text, Vector); the
+    results are concatenated in the schema's order.
+
+    Args:
+      schema: the input schema (path, dict or `InputSchema`).
+      side: "query" or "candidate".
+      numeric_stats: `{feature name: (mean, variance)}` for the side's Numeric features, as computed on
+        the training data (`tfrs_twotower.data.scan`); features left out start at (0, 1) until `adapt()`.
+
+    Call arguments:
+      features: `{name: tensor}` in the model-input format of docs/architecture.md. Extra keys are ignored.
+
+    Returns:
+      float32 `[B, output_dim]`.
+
+    Example:
+    >>> schema = {"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
+    ...           "candidate": {"v": {"feature_type": "Vector", "config": {"length": 2}}}}
+    >>> FeatureEncoder(schema, "query")({"user": tf.constant(["a"])}).shape[0]
+    1
+    """
+
+    def __init__(
+        self,
+        schema: Any,
+        side: str,
+        numeric_stats: Mapping[str, Sequence[float]] | None = None,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", f"{side}_features")
+        super().__init__(**kwargs)
+        self.schema = load_schema(schema)
+        self.side = side
+        self.specs = self.schema.side(side)
+        stats = dict(numeric_stats or {})
+        unknown = sorted(set(stats) - {s.name for s in self.specs if s.feature_type == "Numeric"})
+        if unknown:
+            raise ValueError(f"`numeric_stats` names {unknown}, which are not Numeric features of the {side} side.")
+        self.numeric_stats = {k: (float(v[0]), float(v[1])) for k, v in stats.items()}
+        self.supports_jit = False
+        self.encoders = {s.name: make_feature_encoder(s, self.numeric_stats.get(s.name)) for s in self.specs}
+
+    @property
+    def output_dim(self) -> int:
+        return sum(encoder.output_dim for encoder in self.encoders.values())
+
+    def adapt(self, features: tf.data.Dataset) -> None:
+        """Adapts the Numeric features' statistics on a dataset of this side's feature dicts."""
+        for spec in self.specs:
+            if spec.feature_type == "Numeric":
+                self.encoders[spec.name].adapt(features.map(lambda f, n=spec.name: f[n]))
+                config = self.encoders[spec.name].get_config()
+                self.numeric_stats[spec.name] = (config["mean"], config["variance"])
+
+    def build(self, input_shape=None):
+        # Sublayers build on their first call: their input shapes depend on the feature dict.
+        self.built = True
+
+    def call(self, features):
+        missing = [s.name for s in self.specs if s.name not in features]
+        if missing:
+            raise KeyError(
+                f"The {self.side} features are missing {missing}; the schema's {self.side} side needs "
+                f"{[s.name for s in self.specs]}, got {sorted(features)}."
+            )
+        encoded = [self.encoders[s.name](features[s.name]) for s in self.specs]
+        return tf.concat(encoded, axis=-1) if len(encoded) > 1 else encoded[0]
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "schema": self.schema.to_json(),
+            "side": self.side,
+            "numeric_stats": {k: list(v) for k, v in self.numeric_stats.items()},
+        }

@@ -1,0 +1,153 @@
+"""A tower: one side's raw features -> feature vector -> hidden layers -> embedding."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfrs_twotower.features.encoder import FeatureEncoder
+from tfrs_twotower.schema import load_schema
+
+
+@keras.saving.register_keras_serializable(package="tfrs_twotower")
+class Tower(keras.layers.Layer):
+    """Maps one side's raw features to an `output_dim` embedding.
+
+    The side's `FeatureEncoder` output goes through `len(hidden_units)` Dense layers (ReLU) and a linear
+    projection to `output_dim`, optionally L2-normalised (then dot products are cosine similarities,
+    also in the exported encoders and the retrieval index).
+
+    Args:
+      feature_encoder: the side's `FeatureEncoder` (or any layer mapping the feature dict to [B, F]).
+      hidden_units: units of each hidden Dense layer, in order.
+      output_dim: the embedding width, >= 1.
+      activation: the hidden layers' activation.
+      l2_normalize: L2-normalise the output.
+      projection: with no hidden layers, False skips the output projection: the feature vector is the
+        embedding (its width must equal `output_dim`); this is the TFRS basic model (an id embedding).
+
+    Call arguments:
+      features: `{name: tensor}`, the side's raw features.
+
+    Returns:
+      float32 `[B, output_dim]`.
+
+    Example:
+    >>> schema = {"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
+    ...           "candidate": {"item": {"feature_type": "Id", "config": {"num_buckets": 10}}}}
+    >>> tower = Tower(FeatureEncoder(schema, "query"), hidden_units=[16], output_dim=8)
+    >>> tower({"user": tf.constant(["u1", "u2"])}).shape
+    TensorShape([2, 8])
+    """
+
+    def __init__(
+        self,
+        feature_encoder: keras.layers.Layer,
+        hidden_units: Sequence[int] = (),
+        output_dim: int = 64,
+        activation: str = "relu",
+        l2_normalize: bool = False,
+        projection: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(output_dim, int) or output_dim < 1:
+            raise ValueError(f"The `output_dim` parameter must be an int >= 1. Got {output_dim!r} instead.")
+        hidden_units = list(hidden_units)
+        for units in hidden_units:
+            if not isinstance(units, int) or units < 1:
+                raise ValueError(f"Each of `hidden_units` must be an int >= 1. Got {hidden_units!r} instead.")
+        if not projection:
+            width = getattr(feature_encoder, "output_dim", None)
+            if hidden_units or width != output_dim:
+                raise ValueError(
+                    "`projection=False` needs no hidden layers and a feature vector as wide as `output_dim` "
+                    f"({output_dim}); got hidden_units={hidden_units} and a feature width of {width}. "
+                    "Set the feature's `embedding_dim` to `output_dim`, or keep the projection."
+                )
+        self.feature_encoder = feature_encoder
+        self.hidden_units = hidden_units
+        self.output_dim = output_dim
+        self.activation = activation
+        self.l2_normalize = l2_normalize
+        self.projection = projection
+        self.supports_jit = False
+        self.hidden_layers = [
+            keras.layers.Dense(units, activation=activation, name=f"hidden_{i + 1}")
+            for i, units in enumerate(hidden_units)
+        ]
+        self.output_layer = keras.layers.Dense(output_dim, name="projection") if projection else None
+
+    def build(self, input_shape=None):
+        # Sublayers build on their first call: their input shapes depend on the feature dict.
+        self.built = True
+
+    def call(self, features, training=False):
+        x = self.feature_encoder(features)
+        for layer in self.hidden_layers:
+            x = layer(x)
+        if self.output_layer is not None:
+            x = self.output_layer(x)
+        if self.l2_normalize:
+            x = tf.math.l2_normalize(x, axis=-1)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "feature_encoder": keras.saving.serialize_keras_object(self.feature_encoder),
+            "hidden_units": self.hidden_units,
+            "output_dim": self.output_dim,
+            "activation": self.activation,
+            "l2_normalize": self.l2_normalize,
+            "projection": self.projection,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["feature_encoder"] = keras.saving.deserialize_keras_object(config["feature_encoder"])
+        return cls(**config)
+
+
+def build_towers(
+    schema: Any,
+    hidden_units: Sequence[int] = (),
+    output_dim: int = 64,
+    numeric_stats: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    l2_normalize: bool = False,
+    projection: bool = True,
+) -> tuple[Tower, Tower]:
+    """The query tower and the candidate tower for `schema`, with the same hidden layers and output.
+
+    Args:
+      schema: the input schema (path, dict or `InputSchema`).
+      hidden_units: units of each hidden layer (the Vertex flags `num_nodes_hidden_layer{i}`).
+      output_dim: the embedding width.
+      numeric_stats: `{"query": {name: (mean, variance)}, "candidate": {...}}` for Numeric features.
+      l2_normalize: L2-normalise both towers' outputs (cosine similarity).
+      projection: see `Tower`.
+
+    Example:
+    >>> schema = {"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
+    ...           "candidate": {"item": {"feature_type": "Id", "config": {"num_buckets": 10}}}}
+    >>> query_tower, candidate_tower = build_towers(schema, hidden_units=[16], output_dim=8)
+    """
+    schema = load_schema(schema)
+    stats = numeric_stats or {}
+    return tuple(
+        Tower(
+            FeatureEncoder(schema, side, stats.get(side)),
+            hidden_units=hidden_units,
+            output_dim=output_dim,
+            l2_normalize=l2_normalize,
+            projection=projection,
+            name=f"{side}_tower",
+        )
+        for side in ("query", "candidate")
+    )

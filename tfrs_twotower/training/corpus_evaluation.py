@@ -1,0 +1,86 @@
+"""A Keras callback that evaluates retrieval against the whole candidate corpus after each epoch.
+
+It encodes the corpus once with the candidate tower, the evaluation queries with the query tower, and
+ranks each query's positive among all candidates (`tfrs_twotower.metrics.evaluate_retrieval`). The
+results join the epoch's logs with a `val_` prefix, so TensorBoard (placed after it) writes them under
+`validation/`, and `History` keeps them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfrs_twotower.export import encode_batches
+from tfrs_twotower.metrics import evaluate_retrieval
+
+
+class CorpusEvaluation(keras.callbacks.Callback):
+    """Full-corpus Recall@K, NDCG@10, MRR, AUC and precision@1 after each epoch (and on demand).
+
+    Args:
+      eval_batches: a re-iterable of evaluation batches `{"query": {...}, "candidate": {...}}`.
+      corpus_batches: a re-iterable of candidate feature batches (the corpus, in `corpus_keys` order).
+      corpus_keys: the key of each corpus candidate.
+      positive_keys: maps an evaluation batch to the keys of its positives (numpy array of str).
+      ks: the K of Recall@K.
+      max_batches: evaluate at most this many evaluation batches (None: all).
+
+    Example:
+    >>> callback = CorpusEvaluation(eval_ds, corpus_ds, keys, lambda b: b["candidate"]["id"].numpy())  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        eval_batches: Iterable,
+        corpus_batches: Iterable,
+        corpus_keys: Sequence[str],
+        positive_keys: Callable[[dict], np.ndarray],
+        ks: Sequence[int] = (1, 5, 10, 50, 100),
+        max_batches: int | None = None,
+    ):
+        super().__init__()
+        self.eval_batches = eval_batches
+        self.corpus_batches = corpus_batches
+        self.corpus_keys = [str(k) for k in corpus_keys]
+        self.row_of = {key: row for row, key in enumerate(self.corpus_keys)}
+        self.positive_keys = positive_keys
+        self.ks = tuple(ks)
+        self.max_batches = max_batches
+        self.last_results: dict[str, float] = {}
+
+    def evaluate(self) -> dict[str, float]:
+        """Encodes the corpus and the evaluation queries and returns the metrics (no `val_` prefix)."""
+        model = self.model
+        candidates = encode_batches(model.candidate_tower, self.corpus_batches)
+        encode_query = tf.function(lambda f: model.query_tower(f, training=False), reduce_retracing=True)
+        queries, rows = [], []
+        for i, batch in enumerate(self.eval_batches):
+            if self.max_batches is not None and i >= self.max_batches:
+                break
+            keys = self.positive_keys(batch)
+            batch_rows = [self.row_of.get(k.decode() if isinstance(k, bytes) else str(k), -1) for k in keys]
+            missing = [k for k, r in zip(keys, batch_rows) if r < 0]
+            if missing:
+                raise ValueError(
+                    f"Evaluation positive(s) {missing[:3]} are not in the candidate corpus. With "
+                    "--candidate_data_path, the corpus must hold every evaluation pair's candidate."
+                )
+            queries.append(encode_query(batch["query"]).numpy())
+            rows.append(np.asarray(batch_rows, np.int64))
+        if not queries:
+            return {}
+        results = evaluate_retrieval(
+            np.concatenate(queries), np.concatenate(rows), candidates, ks=self.ks
+        )
+        self.last_results = {name: float(value) for name, value in results.items()}
+        return self.last_results
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for name, value in self.evaluate().items():
+            logs[f"val_{name}"] = value

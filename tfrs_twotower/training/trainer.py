@@ -1,0 +1,234 @@
+"""`train(config)`: scan the data, build the two-tower model, fit it, evaluate it and export it.
+
+This is what `tfrs-twotower train` runs; notebooks and scripts call it directly.
+
+Example:
+>>> from tfrs_twotower import TrainingConfig, train
+>>> result = train(TrainingConfig(training_data_path="sample/train.jsonl",
+...                               input_schema_path="sample/schema.json", job_dir="out"))  # doctest: +SKIP
+>>> result.metrics["val_factorized_top_k/top_10_categorical_accuracy"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfrs_twotower import data as data_lib
+from tfrs_twotower.export import export_encoder, write_embeddings, encode_batches
+from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
+from tfrs_twotower.models import TwoTowerModel
+from tfrs_twotower.schema import InputSchema, load_schema
+from tfrs_twotower.tasks import Retrieval
+from tfrs_twotower.towers import build_towers
+from tfrs_twotower.training.config import TrainingConfig
+from tfrs_twotower.training.corpus_evaluation import CorpusEvaluation
+from tfrs_twotower.training.devices import configure_gpu_memory
+from tfrs_twotower.training.job_dir import JobDir
+from tfrs_twotower.training.report import top_candidates
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """What `train` returns: the trained model, its metrics and where the outputs went."""
+
+    model: TwoTowerModel
+    config: TrainingConfig
+    schema: InputSchema
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    record_counts: dict[str, Any]
+    paths: dict[str, str]
+    candidate_ids: list[str]
+    candidate_embeddings: np.ndarray
+    example: dict[str, Any] | None = None
+
+
+def candidate_id_feature(schema: InputSchema, configured: str | None) -> str | None:
+    """The candidate feature identifying a candidate: `configured`, else the first candidate Id feature."""
+    if configured is not None:
+        spec = schema.feature("candidate", configured)
+        if spec.feature_type not in ("Id", "Categorical"):
+            raise ValueError(
+                f"`candidate_id_feature` must name an Id (or single-valued Categorical) candidate feature; "
+                f"`{configured}` is {spec.feature_type}."
+            )
+        return configured
+    return next((s.name for s in schema.candidate if s.feature_type == "Id"), None)
+
+
+def make_batch_metrics(names: Sequence[str]) -> list[keras.metrics.Metric]:
+    """The Vertex in-batch metrics by name: auc, top_k_categorical_accuracy, precision_at_1."""
+    factories = {
+        "auc": InBatchAUC,
+        "top_k_categorical_accuracy": InBatchTopKAccuracy,
+        "precision_at_1": InBatchPrecisionAt1,
+    }
+    return [factories[name]() for name in names]
+
+
+def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+    """The Keras optimizer named by `config.optimizer`, with its learning rate (and momentum)."""
+    settings: dict[str, Any] = {"learning_rate": config.learning_rate}
+    if config.momentum is not None:
+        settings["momentum"] = config.momentum
+    try:
+        return keras.optimizers.get({"class_name": config.optimizer, "config": settings})
+    except (ValueError, TypeError) as e:
+        hint = " (`momentum` applies to sgd and rmsprop only)" if config.momentum is not None else ""
+        raise ValueError(
+            f"The `optimizer` parameter must name a Keras optimizer (adagrad, adam, sgd, rmsprop, ...) that "
+            f"accepts the given settings{hint}. Got {config.optimizer!r}: {e}"
+        ) from e
+
+
+def build_model(config: TrainingConfig, schema: InputSchema, numeric_stats=None) -> TwoTowerModel:
+    """The two-tower model `config` describes (towers, task, options), compiled."""
+    query_tower, candidate_tower = build_towers(
+        schema,
+        hidden_units=config.hidden_units,
+        output_dim=config.output_dim,
+        numeric_stats=numeric_stats,
+        l2_normalize=config.l2_normalize,
+        projection=config.tower_projection,
+    )
+    task = Retrieval(
+        batch_metrics=make_batch_metrics(config.metric_names),
+        temperature=config.temperature,
+        remove_accidental_hits=config.remove_accidental_hits,
+        num_hard_negatives=config.num_hard_negatives,
+        loss_reduction=config.loss_reduction,
+    )
+    id_feature = candidate_id_feature(schema, config.candidate_id_feature)
+    if config.remove_accidental_hits and id_feature is None:
+        raise ValueError(
+            "`remove_accidental_hits` needs a candidate id: add an Id feature to the candidate side or set "
+            "--candidate_id_feature."
+        )
+    model = TwoTowerModel(
+        query_tower,
+        candidate_tower,
+        task,
+        candidate_id_feature=id_feature,
+        sampling_probability=config.sampling_bias_correction,
+    )
+    model.compile(optimizer=make_optimizer(config), jit_compile=False)
+    return model
+
+
+def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainingResult:
+    """Runs a whole training job as `config` describes; see the module docstring."""
+    if isinstance(config, dict):
+        config = TrainingConfig.from_json(config)
+    config.validate()
+    configure_gpu_memory(config.gpu_memory_alloc)
+    schema = load_schema(config.input_schema_path)
+    job = JobDir(config.job_dir)
+    resumed = job.prepare(config.to_json(), overwrite=config.overwrite)
+    job.write_state("running", config.to_json())
+    schema.save(job.schema)
+    config.save(job.config)
+    keras.utils.set_random_seed(config.seed)
+    log = _printer(config.verbose)
+
+    started = time.perf_counter()
+    inputs = data_lib.prepare_inputs(config, schema)
+    log(inputs.describe())
+    model = build_model(config, schema, inputs.numeric_stats)
+
+    evaluation = None
+    if inputs.eval_dataset is not None:
+        evaluation = CorpusEvaluation(
+            inputs.eval_dataset,
+            inputs.corpus_dataset,
+            inputs.corpus_keys,
+            inputs.positive_keys,
+            ks=config.top_ks,
+            max_batches=config.eval_steps_per_epoch,
+        )
+    fit_callbacks = [c for c in (evaluation,) if c is not None] + [
+        keras.callbacks.TensorBoard(job.tensorboard),
+        keras.callbacks.BackupAndRestore(job.checkpoints),
+        *callbacks,
+    ]
+    if resumed:
+        log(f"Resuming the interrupted run in {config.job_dir} from its last checkpoint.")
+    history = model.fit(
+        inputs.train_dataset,
+        epochs=config.num_epochs,
+        steps_per_epoch=config.training_steps_per_epoch,
+        validation_data=inputs.eval_dataset,
+        validation_steps=config.eval_steps_per_epoch,
+        callbacks=fit_callbacks,
+        verbose=config.verbose,
+    )
+    train_seconds = time.perf_counter() - started
+
+    paths = {
+        "query_model": export_encoder(model.query_tower, schema, "query", job.query_model),
+        "candidate_model": export_encoder(model.candidate_tower, schema, "candidate", job.candidate_model),
+    }
+    embeddings = encode_batches(model.candidate_tower, inputs.corpus_dataset)
+    paths.update(write_embeddings(job.embeddings, inputs.corpus_keys, embeddings))
+
+    per_epoch = [
+        {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items() if i < len(v)}}
+        for i in range(len(history.epoch))
+    ]
+    final = {k: v for k, v in per_epoch[-1].items() if k != "epoch"} if per_epoch else {}
+    counts = inputs.record_counts()
+    _write_json(job.metrics, {"final": final, "per_epoch": per_epoch, "train_seconds": round(train_seconds, 3)})
+    _write_json(job.record_counts, counts)
+    paths.update({"metrics": job.metrics, "record_counts": job.record_counts, "config": job.config,
+                  "tensorboard": job.tensorboard, "schema": job.schema})
+    job.write_state("complete", config.to_json())
+    example = _example_query(model, inputs, embeddings)
+    return TrainingResult(
+        model=model, config=config, schema=schema, metrics=final, history=per_epoch, record_counts=counts,
+        paths=paths, candidate_ids=list(inputs.corpus_keys), candidate_embeddings=embeddings, example=example,
+    )
+
+
+def _example_query(model: TwoTowerModel, inputs, embeddings: np.ndarray, k: int = 5) -> dict[str, Any] | None:
+    """The first evaluation (else training) query, its positive and its top-k candidates."""
+    dataset = inputs.eval_dataset if inputs.eval_dataset is not None else inputs.train_dataset
+    batch = next(iter(dataset.take(1)), None)
+    if batch is None or len(embeddings) == 0:
+        return None
+    first = {name: value[:1] for name, value in batch["query"].items()}
+    query_embedding = model.query_tower(first, training=False).numpy()[0]
+    positive = inputs.positive_keys(batch)[0]
+    return {
+        "query": {name: _plain(value.numpy()[0]) for name, value in first.items()},
+        "positive": positive.decode() if isinstance(positive, bytes) else str(positive),
+        "top": top_candidates(query_embedding, embeddings, inputs.corpus_keys, k=k),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A feature value as plain JSON-friendly Python, padding dropped."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        items = [_plain(v) for v in value.tolist()]
+        return [v for v in items if v != "" and not (isinstance(v, float) and np.isnan(v))]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _write_json(path: str, value: Any) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+
+
+def _printer(verbose: int):
+    def log(message: str) -> None:
+        if verbose:
+            print(message, flush=True)
+
+    return log
