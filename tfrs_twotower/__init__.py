@@ -1,0 +1,71 @@
+"""tfrs_twotower: train two-tower retrieval models from a JSON input schema with Keras 3.
+
+Three levels of API:
+1. One call: `train(TrainingConfig(...))` -> a `TrainingResult` (model, metrics, export paths); what the
+   `tfrs-twotower train` command runs.
+2. Building blocks: `load_schema`, `data.make_dataset`, `build_towers`, `TwoTowerModel`, `Retrieval`,
+   `FactorizedTopK`, `BruteForce`, `ScaNN` for your own `model.fit`.
+3. TFRS names: `Model` (with `compute_loss`), `tasks.Retrieval`, `metrics.FactorizedTopK`,
+   `index.BruteForce` / `index.ScaNN` keep TensorFlow Recommenders' contracts.
+
+Example:
+>>> import tfrs_twotower as tt
+>>> schema = tt.load_schema({"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
+...                          "candidate": {"item": {"feature_type": "Id", "config": {"num_buckets": 10}}}})
+>>> query_tower, candidate_tower = tt.build_towers(schema, output_dim=8)
+>>> model = tt.TwoTowerModel(query_tower, candidate_tower, tt.Retrieval())
+"""
+
+import os as _os
+import sys as _sys
+
+if "tensorflow" not in _sys.modules:
+    # TensorFlow's C++ INFO/WARNING lines (CUDA probing on CPU machines, iterator ends) drown our output.
+    # Set TF_CPP_MIN_LOG_LEVEL yourself (0 shows everything) to override.
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfrs_twotower import data, features, index, metrics, tasks, text  # noqa: E402
+from tfrs_twotower.data import make_candidate_dataset, make_dataset, scan  # noqa: E402
+from tfrs_twotower.export import export_encoder, read_embeddings  # noqa: E402
+from tfrs_twotower.features import FeatureEncoder  # noqa: E402
+from tfrs_twotower.index import BruteForce, ScaNN  # noqa: E402
+from tfrs_twotower.metrics import FactorizedTopK, evaluate_retrieval  # noqa: E402
+from tfrs_twotower.models import Model, TwoTowerModel  # noqa: E402
+from tfrs_twotower.schema import FeatureSpec, InputSchema, SchemaError, load_schema  # noqa: E402
+from tfrs_twotower.tasks import Retrieval  # noqa: E402
+from tfrs_twotower.towers import Tower, build_towers  # noqa: E402
+from tfrs_twotower.training import TrainingConfig, TrainingResult, build_model, train  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BruteForce",
+    "FactorizedTopK",
+    "FeatureEncoder",
+    "FeatureSpec",
+    "InputSchema",
+    "Model",
+    "Retrieval",
+    "ScaNN",
+    "SchemaError",
+    "Tower",
+    "TrainingConfig",
+    "TrainingResult",
+    "TwoTowerModel",
+    "build_model",
+    "build_towers",
+    "data",
+    "evaluate_retrieval",
+    "export_encoder",
+    "features",
+    "index",
+    "load_schema",
+    "make_candidate_dataset",
+    "make_dataset",
+    "metrics",
+    "read_embeddings",
+    "scan",
+    "tasks",
+    "text",
+    "train",
+]

@@ -18,6 +18,7 @@ import sys
 import typing
 from typing import Sequence
 
+from tfrs_twotower.serving.commands import add_commands as add_serving_commands
 from tfrs_twotower.training.config import TrainingConfig
 
 _TRUE = {"true", "1", "yes", "y", "on"}
@@ -84,8 +85,9 @@ def _run_sample_data(args: argparse.Namespace) -> int:
 
     files = generate_sample(args.output_dir, num_pairs=args.num_pairs, seed=args.seed)
     print(f"Wrote the sample data to {args.output_dir}:")
-    for name, path in dataclasses.asdict(files).items() if dataclasses.is_dataclass(files) else files.items():
-        print(f"  {name}: {path}")
+    for path in files.paths():
+        print(f"  {path}")
+    print(f"{files.num_pairs} pairs, {files.num_users} users, {files.num_items} items.")
     return 0
 
 
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num_pairs", type=int, default=5000, help="Number of (query, candidate) pairs.")
     sample.add_argument("--seed", type=int, default=0, help="Random seed (same seed, same bytes).")
     sample.set_defaults(run=_run_sample_data)
+    add_serving_commands(commands)  # export-index, encode, query
     return parser
 
 

@@ -57,11 +57,15 @@ def export_encoder(tower: keras.layers.Layer, schema: Any, side: str, path: str)
     return path
 
 
-def encode_batches(tower: keras.layers.Layer, batches: Iterable[dict[str, tf.Tensor]]) -> np.ndarray:
-    """Runs `tower` over feature batches and stacks the embeddings: float32 `[N, D]`."""
-    encode = tf.function(lambda features: tower(features, training=False), reduce_retracing=True)
+def encoder_function(tower: keras.layers.Layer, schema: Any, side: str):
+    """`tower` as a `tf.function` over `side`'s raw features, traced once for every batch shape."""
+    return tf.function(lambda features: tower(features, training=False), input_signature=[side_signature(schema, side)])
+
+
+def encode_batches(encode, batches: Iterable[dict[str, tf.Tensor]], width: int = 0) -> np.ndarray:
+    """Runs `encode` (e.g. `encoder_function(...)`) over feature batches and stacks the embeddings:
+    float32 `[N, D]` (`[0, width]` when there is no batch)."""
     parts = [encode(batch).numpy() for batch in batches]
-    width = getattr(tower, "output_dim", 0)
     return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
 
 

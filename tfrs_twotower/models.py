@@ -86,12 +86,18 @@ class TwoTowerModel(Model):
         `task(query_embeddings, candidate_embeddings, **options) -> loss`).
       candidate_id_feature: the candidate feature whose value identifies a candidate; passed to the task
         as `candidate_ids` (needed by accidental-hit removal and sampling-probability estimation).
-      sampling_probability: None; "estimate" (a streaming frequency estimator over candidate ids,
-        Yi et al. 2019); or the name of a candidate Numeric feature holding the probability.
-      frequency_estimator: the estimator layer used with "estimate" (default: built from the task module).
+      sampling_probability: the candidates' sampling probabilities for logQ correction (Yi et al. 2019):
+        None (no correction); "estimate" (streamed by `frequency_estimator`, default a
+        `tasks.FrequencyEstimator`); "counts" (looked up by `frequency_estimator`, a
+        `tasks.CandidateFrequencies` counted on the training data); or the name of a candidate Numeric
+        feature holding it.
+      frequency_estimator: the layer mapping candidate ids to probabilities for "estimate" and "counts".
+      negative_sampler: a `tasks.CorpusSampler` whose draws join every batch's negatives (mixed negative
+        sampling); its candidates are encoded by the candidate tower at each step.
 
     Call arguments (`compute_loss`):
-      inputs: `{"query": {...}, "candidate": {...}}`, optionally `"weight"` `[B]`.
+      inputs: `{"query": {...}, "candidate": {...}}`, optionally `"weight"` `[B]`, and explicit negatives
+        `"negatives": {name: [B, K, ...]}` with `"negative_mask"` `[B, K]` (as `data.make_dataset` gives).
 
     Example:
     >>> from tfrs_twotower.towers import build_towers
@@ -111,6 +117,7 @@ class TwoTowerModel(Model):
         candidate_id_feature: str | None = None,
         sampling_probability: str | None = None,
         frequency_estimator: keras.layers.Layer | None = None,
+        negative_sampler: keras.layers.Layer | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -119,17 +126,27 @@ class TwoTowerModel(Model):
         self.task = task
         self.candidate_id_feature = candidate_id_feature
         self.sampling_probability = sampling_probability
-        if sampling_probability == "estimate":
+        if sampling_probability in ("estimate", "counts"):
             if candidate_id_feature is None:
                 raise ValueError(
-                    "`sampling_probability='estimate'` needs `candidate_id_feature`: the estimator counts "
-                    "how often each candidate id appears."
+                    f"`sampling_probability='{sampling_probability}'` needs `candidate_id_feature`: the "
+                    "probabilities are kept per candidate id."
+                )
+            if frequency_estimator is None and sampling_probability == "counts":
+                raise ValueError(
+                    "`sampling_probability='counts'` needs `frequency_estimator=tasks.CandidateFrequencies(ids, "
+                    "counts, batch_size)` with the training data's candidate counts."
                 )
             if frequency_estimator is None:
                 from tfrs_twotower.tasks import FrequencyEstimator
 
                 frequency_estimator = FrequencyEstimator()
         self.frequency_estimator = frequency_estimator
+        self.negative_sampler = negative_sampler
+
+    def build(self, input_shape=None):
+        # The towers build on their first call: their inputs are feature dicts.
+        self.built = True
 
     def call(self, inputs, training=False):
         """`{"query": [B, D], "candidate": [B, D]}` embeddings of the sides present in `inputs`."""
@@ -155,9 +172,41 @@ class TwoTowerModel(Model):
             options["candidate_ids"] = ids
         if "weight" in inputs:
             options["sample_weight"] = inputs["weight"]
-        if self.sampling_probability == "estimate":
+        if self.sampling_probability in ("estimate", "counts"):
             options["candidate_sampling_probability"] = self.frequency_estimator(ids, training=training)
         elif self.sampling_probability:
             probability = tf.cast(inputs["candidate"][self.sampling_probability], tf.float32)
             options["candidate_sampling_probability"] = tf.reshape(probability, [-1])
+        if "negatives" in inputs:
+            options.update(self._explicit_negatives(inputs, training))
+        if self.negative_sampler is not None and training:
+            options.update(self._mixed_negatives(options, training))
         return self.task(query_embeddings, candidate_embeddings, **options)
+
+    def _explicit_negatives(self, inputs, training):
+        """Encodes `[B, K]` explicit negatives as one `[B * K]` candidate batch, reshaped to `[B, K, D]`."""
+        negatives = inputs["negatives"]
+        mask = inputs["negative_mask"]
+        batch, width = tf.shape(mask)[0], tf.shape(mask)[1]
+        flat = {
+            name: tf.reshape(value, tf.concat([[batch * width], tf.shape(value)[2:]], axis=0))
+            for name, value in negatives.items()
+        }
+        encoded = self.candidate_tower(flat, training=training)
+        return {
+            "negative_embeddings": tf.reshape(encoded, [batch, width, -1]),
+            "negative_mask": mask,
+        }
+
+    def _mixed_negatives(self, options, training):
+        features, _ = self.negative_sampler.sample()
+        extra = {"extra_negative_embeddings": self.candidate_tower(features, training=training)}
+        if self.candidate_id_feature is not None:
+            extra["extra_negative_ids"] = self.candidate_ids(features)
+        if "candidate_sampling_probability" in options:
+            # Uniform draws: each candidate has the same chance of being drawn.
+            size = self.negative_sampler.num_samples
+            extra["extra_negative_sampling_probability"] = tf.fill(
+                [size], tf.constant(self.negative_sampler.sampling_probability, tf.float32)
+            )
+        return extra

@@ -126,7 +126,9 @@ class TrainingConfig:
         False, "Do not use a batch's duplicates of the positive candidate as its negatives."
     )
     sampling_bias_correction: str | None = _field(
-        None, "logQ correction: 'estimate' (streaming frequency estimate) or a candidate feature holding it."
+        None,
+        "logQ correction of in-batch softmax: 'counts' (exact candidate frequencies of the training data), "
+        "'estimate' (streaming estimate, Yi et al. 2019) or a candidate Numeric feature holding the probability.",
     )
     num_hard_negatives: int | None = _field(None, "Keep only this many top-scoring negatives per query.")
     num_mixed_negatives: int = _field(

@@ -12,9 +12,8 @@ from typing import Callable, Iterable, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from tfrs_twotower.export import encode_batches
+from tfrs_twotower.export import encode_batches, encoder_function
 from tfrs_twotower.metrics import evaluate_retrieval
 
 
@@ -22,6 +21,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
     """Full-corpus Recall@K, NDCG@10, MRR, AUC and precision@1 after each epoch (and on demand).
 
     Args:
+      schema: the input schema (for the encoders' input signatures).
       eval_batches: a re-iterable of evaluation batches `{"query": {...}, "candidate": {...}}`.
       corpus_batches: a re-iterable of candidate feature batches (the corpus, in `corpus_keys` order).
       corpus_keys: the key of each corpus candidate.
@@ -30,11 +30,12 @@ class CorpusEvaluation(keras.callbacks.Callback):
       max_batches: evaluate at most this many evaluation batches (None: all).
 
     Example:
-    >>> callback = CorpusEvaluation(eval_ds, corpus_ds, keys, lambda b: b["candidate"]["id"].numpy())  # doctest: +SKIP
+    >>> callback = CorpusEvaluation(schema, eval_ds, corpus_ds, keys, lambda b: b["candidate"]["id"].numpy())  # doctest: +SKIP
     """
 
     def __init__(
         self,
+        schema,
         eval_batches: Iterable,
         corpus_batches: Iterable,
         corpus_keys: Sequence[str],
@@ -43,6 +44,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
         max_batches: int | None = None,
     ):
         super().__init__()
+        self.schema = schema
         self.eval_batches = eval_batches
         self.corpus_batches = corpus_batches
         self.corpus_keys = [str(k) for k in corpus_keys]
@@ -55,8 +57,10 @@ class CorpusEvaluation(keras.callbacks.Callback):
     def evaluate(self) -> dict[str, float]:
         """Encodes the corpus and the evaluation queries and returns the metrics (no `val_` prefix)."""
         model = self.model
-        candidates = encode_batches(model.candidate_tower, self.corpus_batches)
-        encode_query = tf.function(lambda f: model.query_tower(f, training=False), reduce_retracing=True)
+        candidates = encode_batches(
+            encoder_function(model.candidate_tower, self.schema, "candidate"), self.corpus_batches
+        )
+        encode_query = encoder_function(model.query_tower, self.schema, "query")
         queries, rows = [], []
         for i, batch in enumerate(self.eval_batches):
             if self.max_batches is not None and i >= self.max_batches:

@@ -20,16 +20,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfrs_twotower import data as data_lib
-from tfrs_twotower.export import export_encoder, write_embeddings, encode_batches
+from tfrs_twotower.export import encode_batches, encoder_function, export_encoder, write_embeddings
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.schema import InputSchema, load_schema
-from tfrs_twotower.tasks import Retrieval
+from tfrs_twotower.serving.retrieval_export import export_retrieval_models
+from tfrs_twotower.tasks import CandidateFrequencies, CorpusSampler, Retrieval
 from tfrs_twotower.towers import build_towers
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.corpus_evaluation import CorpusEvaluation
 from tfrs_twotower.training.devices import configure_gpu_memory
+from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
 from tfrs_twotower.training.report import top_candidates
 
@@ -54,9 +55,9 @@ def candidate_id_feature(schema: InputSchema, configured: str | None) -> str | N
     """The candidate feature identifying a candidate: `configured`, else the first candidate Id feature."""
     if configured is not None:
         spec = schema.feature("candidate", configured)
-        if spec.feature_type not in ("Id", "Categorical"):
+        if spec.feature_type != "Id":
             raise ValueError(
-                f"`candidate_id_feature` must name an Id (or single-valued Categorical) candidate feature; "
+                f"The `candidate_id_feature` parameter must name an Id feature of the candidate side; "
                 f"`{configured}` is {spec.feature_type}."
             )
         return configured
@@ -88,8 +89,19 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
         ) from e
 
 
-def build_model(config: TrainingConfig, schema: InputSchema, numeric_stats=None) -> TwoTowerModel:
-    """The two-tower model `config` describes (towers, task, options), compiled."""
+def build_model(
+    config: TrainingConfig,
+    schema: InputSchema,
+    numeric_stats=None,
+    corpus_features=None,
+    candidate_counts: dict[str, int] | None = None,
+) -> TwoTowerModel:
+    """The two-tower model `config` describes (towers, task, options), compiled.
+
+    `corpus_features` (`{name: array [N, ...]}`, the corpus as model inputs) is needed for
+    `num_mixed_negatives`; `candidate_counts` (`{candidate id: count in the training data}`) for
+    `sampling_bias_correction="counts"`.
+    """
     query_tower, candidate_tower = build_towers(
         schema,
         hidden_units=config.hidden_units,
@@ -111,12 +123,33 @@ def build_model(config: TrainingConfig, schema: InputSchema, numeric_stats=None)
             "`remove_accidental_hits` needs a candidate id: add an Id feature to the candidate side or set "
             "--candidate_id_feature."
         )
+    estimator = None
+    if config.sampling_bias_correction == "counts":
+        if not candidate_counts:
+            raise ValueError("`sampling_bias_correction='counts'` needs the training data's `candidate_counts`.")
+        estimator = CandidateFrequencies(
+            list(candidate_counts), list(candidate_counts.values()), batch_size=config.train_batch_size
+        )
+    elif config.sampling_bias_correction not in (None, "estimate"):
+        spec = schema.feature("candidate", config.sampling_bias_correction)
+        if spec.feature_type != "Numeric":
+            raise ValueError(
+                f"The `sampling_bias_correction` parameter must be 'counts', 'estimate' or a Numeric candidate "
+                f"feature holding the probability; `{spec.name}` is {spec.feature_type}."
+            )
+    sampler = None
+    if config.num_mixed_negatives:
+        if corpus_features is None:
+            raise ValueError("`num_mixed_negatives` needs the corpus' features to draw from (`corpus_features`).")
+        sampler = CorpusSampler(corpus_features, config.num_mixed_negatives, seed=config.seed)
     model = TwoTowerModel(
         query_tower,
         candidate_tower,
         task,
         candidate_id_feature=id_feature,
         sampling_probability=config.sampling_bias_correction,
+        frequency_estimator=estimator,
+        negative_sampler=sampler,
     )
     model.compile(optimizer=make_optimizer(config), jit_compile=False)
     return model
@@ -138,13 +171,17 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
     log = _printer(config.verbose)
 
     started = time.perf_counter()
-    inputs = data_lib.prepare_inputs(config, schema)
+    inputs = prepare_inputs(config, schema, candidate_id_feature(schema, config.candidate_id_feature))
     log(inputs.describe())
-    model = build_model(config, schema, inputs.numeric_stats)
+    corpus_features = inputs.corpus_features() if config.num_mixed_negatives else None
+    model = build_model(
+        config, schema, inputs.numeric_stats, corpus_features, inputs.train_scan.train_positive_counts
+    )
 
     evaluation = None
     if inputs.eval_dataset is not None:
         evaluation = CorpusEvaluation(
+            schema,
             inputs.eval_dataset,
             inputs.corpus_dataset,
             inputs.corpus_keys,
@@ -157,6 +194,7 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
         keras.callbacks.BackupAndRestore(job.checkpoints),
         *callbacks,
     ]
+    model(next(iter(inputs.train_dataset.take(1))))  # builds the weights (checkpoints need them)
     if resumed:
         log(f"Resuming the interrupted run in {config.job_dir} from its last checkpoint.")
     history = model.fit(
@@ -167,6 +205,7 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
         validation_steps=config.eval_steps_per_epoch,
         callbacks=fit_callbacks,
         verbose=config.verbose,
+        shuffle=False,  # the dataset shuffles itself
     )
     train_seconds = time.perf_counter() - started
 
@@ -174,8 +213,11 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
         "query_model": export_encoder(model.query_tower, schema, "query", job.query_model),
         "candidate_model": export_encoder(model.candidate_tower, schema, "candidate", job.candidate_model),
     }
-    embeddings = encode_batches(model.candidate_tower, inputs.corpus_dataset)
+    embeddings = encode_batches(
+        encoder_function(model.candidate_tower, schema, "candidate"), inputs.corpus_dataset, config.output_dim
+    )
     paths.update(write_embeddings(job.embeddings, inputs.corpus_keys, embeddings))
+    paths.update(export_retrieval_models(job.root, model.query_tower, schema=schema))  # job-dir/index/
 
     per_epoch = [
         {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items() if i < len(v)}}
@@ -218,6 +260,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         items = [_plain(v) for v in value.tolist()]
         return [v for v in items if v != "" and not (isinstance(v, float) and np.isnan(v))]
+    if isinstance(value, np.floating):
+        return round(float(value), 4)
     return value.item() if isinstance(value, np.generic) else value
 
 

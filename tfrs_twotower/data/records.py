@@ -1,0 +1,302 @@
+"""One training record, validated against the input schema and normalised.
+
+A pair record is `{"query": {name: value}, "candidate": {name: value}}`, optionally with
+`"weight": number` (finite, >= 0; default 1.0) and `"negatives": [{name: value}, ...]` (explicit negative
+candidates for this query, each a full candidate document). A candidate document (a line of a
+`candidate_data_path` file) is `{name: value}` with the candidate side's features. Values normalise as:
+
+| type | accepted | normalised |
+|---|---|---|
+| Id | a non-empty string, or a list of exactly one | `str` |
+| Categorical, Text | a string or a list of strings (may be empty) | `list[str]` |
+| Numeric | a finite number or a list of them (may be empty; booleans refused) | `list[float]` |
+| Vector | a list of exactly `length` finite numbers | `list[float]` |
+
+Rules chosen for strictness: every schema feature must be present (`null` is refused; write `[]` for
+"no values"); NaN and infinities are refused (NaN is the padding value of batches); an unknown feature
+or top-level key is an error (most often a typo) unless `allow_extra_features=True`, which ignores them.
+Strings are kept exactly as given: Unicode, empty strings (`""` means "absent" in batches) and very long
+text are not trimmed, lower-cased or truncated. The normalised record has `weight` and `negatives` only
+when the input has them.
+
+Errors are `BadRecordError`s naming the file, the line (JSONL, 1-based) or record (TFRecord, 1-based),
+the field, what was expected and what was received.
+
+Example:
+>>> from tfrs_twotower.schema import load_schema
+>>> schema = load_schema({"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
+...                       "candidate": {"genres": {"feature_type": "Categorical",
+...                                                "config": {"vocab": ["a", "b"]}}}})
+>>> parser = RecordParser(schema)
+>>> parser.pair({"query": {"user": "u1"}, "candidate": {"genres": "a"}}, Location("t.jsonl", 0, 1))
+{'query': {'user': 'u1'}, 'candidate': {'genres': ['a']}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from tfrs_twotower.schema import InputSchema, load_schema
+
+PAIR_KEYS = ("query", "candidate", "weight", "negatives")
+
+
+class Location(NamedTuple):
+    """Where a record is: its file, its 0-based index among the file's records and, for JSONL, its line.
+
+    `index` counts records only (JSONL blank lines are not records); it is what the train/eval split and
+    the skip list use. `str()` gives the human form: `train.jsonl line 17` or `train.tfrecord record 5`
+    (record numbers are 1-based, like line numbers).
+    """
+
+    file: str
+    index: int
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.file} line {self.line}"
+        return f"{self.file} record {self.index + 1}"
+
+
+class BadRecordError(ValueError):
+    """A record that does not match the schema.
+
+    Attributes:
+      location: the record's `Location`.
+      field: the dotted path in the record (`candidate.genres`, `negatives[2].movie_id`, `weight`), or
+        None when the record as a whole is bad (not JSON, not an object).
+      reason: what was expected and what was received.
+    """
+
+    def __init__(self, location: Location, reason: str, field: str | None = None):
+        self.location = location
+        self.field = field
+        self.reason = reason
+        where = f"{location}: {field}: " if field else f"{location}: "
+        super().__init__(where + reason)
+
+    def __reduce__(self):
+        return (BadRecordError, (self.location, self.reason, self.field))
+
+
+def describe(value: Any, limit: int = 80) -> str:
+    """A short JSON rendering of `value` for error messages."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Invalid(Exception):
+    def __init__(self, detail: str = ""):
+        self.detail = detail
+
+
+def _first_bad(values: list, ok: Callable[[Any], bool]) -> str:
+    for i, x in enumerate(values):
+        if not ok(x):
+            return f" (element {i} is {describe(x, 40)})"
+    return ""
+
+
+def _is_number(x: Any) -> bool:
+    try:
+        return (type(x) is float or type(x) is int or _is_real(x)) and math.isfinite(x)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+# The checks test exact types first (JSON gives exact types, and that is fastest); the slow paths accept
+# subclasses and numpy scalars too, for records built in Python (`write_jsonl`, `write_tfrecord`).
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_id(v: Any) -> str:
+    if type(v) is str and v:
+        return v
+    if type(v) is list and len(v) == 1 and type(v[0]) is str and v[0]:
+        return v[0]
+    if isinstance(v, list) and len(v) == 1:
+        v = v[0]
+    if isinstance(v, str) and v:
+        return str(v)
+    raise _Invalid()
+
+
+def _check_strings(v: Any) -> list[str]:
+    if type(v) is str:
+        return [v]
+    if type(v) is list:
+        for x in v:
+            if type(x) is not str:
+                if all(isinstance(y, str) for y in v):
+                    return [str(y) for y in v]
+                raise _Invalid(_first_bad(v, lambda y: isinstance(y, str)))
+        return v
+    if isinstance(v, str):
+        return [str(v)]
+    raise _Invalid()
+
+
+def _check_numbers(v: Any) -> list[float]:
+    if type(v) is list:
+        try:
+            out = [float(x) for x in v if type(x) is float or type(x) is int]
+            if len(out) == len(v) and all(map(math.isfinite, out)):
+                return out
+        except OverflowError:
+            pass
+        if all(map(_is_number, v)):
+            return [float(x) for x in v]
+        raise _Invalid(_first_bad(v, _is_number))
+    if _is_number(v):
+        return [float(v)]
+    raise _Invalid()
+
+
+def _vector_checker(length: int) -> Callable[[Any], list[float]]:
+    def check(v: Any) -> list[float]:
+        if type(v) is not list:
+            if isinstance(v, (list, tuple, np.ndarray)) and len(v) == length:
+                return _check_numbers([x for x in v])
+            raise _Invalid()
+        if len(v) != length:
+            raise _Invalid(f" (a list of {len(v)})")
+        return _check_numbers(v)
+
+    return check
+
+
+def _expected(spec) -> str:
+    return {
+        "Id": "a non-empty string or a list of exactly one (Id)",
+        "Categorical": "a string or a list of strings (Categorical)",
+        "Text": "a string or a list of strings (Text)",
+        "Numeric": "a finite number or a list of finite numbers (Numeric)",
+        "Vector": f"a list of exactly {spec.length} finite numbers (Vector)",
+    }[spec.feature_type]
+
+
+def value_checker(spec) -> Callable[[Any], Any]:
+    """The function that normalises one value of `spec`'s type; raises an internal error when invalid."""
+    if spec.feature_type == "Id":
+        return _check_id
+    if spec.feature_type in ("Categorical", "Text"):
+        return _check_strings
+    if spec.feature_type == "Numeric":
+        return _check_numbers
+    return _vector_checker(spec.length)
+
+
+class RecordParser:
+    """Validates and normalises decoded records (JSON-like dicts) against a schema.
+
+    Args:
+      schema: the `InputSchema` (or anything `load_schema` reads).
+      allow_extra_features: ignore features and top-level keys the schema does not know, instead of
+        refusing the record.
+    """
+
+    def __init__(self, schema: InputSchema | Any, allow_extra_features: bool = False):
+        self.schema = load_schema(schema)
+        self.allow_extra_features = bool(allow_extra_features)
+        self._sides = {
+            side: [(s.name, value_checker(s), _expected(s)) for s in self.schema.side(side)]
+            for side in ("query", "candidate")
+        }
+        self._names = {
+            side: frozenset(s.name for s in self.schema.side(side)) for side in ("query", "candidate")
+        }
+
+    def feature_names(self, side: str) -> frozenset[str]:
+        """The names of the schema's features on `side`."""
+        return self._names[side]
+
+    def _side(self, side: str, obj: Any, location: Location, prefix: str) -> dict[str, Any]:
+        if type(obj) is not dict:
+            raise BadRecordError(
+                location, f"expected an object of {side} features, got {describe(obj)}", prefix
+            )
+        out = {}
+        for name, check, expected in self._sides[side]:
+            try:
+                out[name] = check(obj[name])
+            except KeyError:
+                known = ", ".join(n for n, _, _ in self._sides[side])
+                raise BadRecordError(
+                    location,
+                    f"missing; every record needs every schema feature (the {side} side has: {known})",
+                    f"{prefix}.{name}",
+                ) from None
+            except _Invalid as e:
+                raise BadRecordError(
+                    location, f"expected {expected}, got {describe(obj[name])}{e.detail}", f"{prefix}.{name}"
+                ) from None
+        if len(obj) != len(out) and not self.allow_extra_features:
+            extra = sorted(k for k in obj if k not in self._names[side])
+            known = ", ".join(n for n, _, _ in self._sides[side])
+            raise BadRecordError(
+                location,
+                f"unknown feature(s) {', '.join(f'`{k}`' for k in extra)}; the schema's {side} side has: "
+                f"{known}. Fix the name, add the feature to the schema, or allow extra features "
+                "(allow_extra_features=True) to ignore it",
+                prefix,
+            )
+        return out
+
+    def candidate(self, obj: Any, location: Location, prefix: str = "candidate") -> dict[str, Any]:
+        """Normalises one candidate document `{name: value}`."""
+        return self._side("candidate", obj, location, prefix)
+
+    def pair(self, obj: Any, location: Location) -> dict[str, Any]:
+        """Normalises one pair record `{"query": ..., "candidate": ...[, "weight", "negatives"]}`."""
+        if type(obj) is not dict:
+            raise BadRecordError(
+                location,
+                f'expected an object {{"query": {{...}}, "candidate": {{...}}}}, got {describe(obj)}',
+            )
+        for side in ("query", "candidate"):
+            if side not in obj:
+                raise BadRecordError(
+                    location, f'missing `{side}`; a record is {{"query": {{...}}, "candidate": {{...}}}}'
+                )
+        out = {
+            "query": self._side("query", obj["query"], location, "query"),
+            "candidate": self._side("candidate", obj["candidate"], location, "candidate"),
+        }
+        if len(obj) > 2:
+            if "weight" in obj:
+                w = obj["weight"]
+                if not _is_number(w) or w < 0:
+                    raise BadRecordError(
+                        location, f"expected a finite number >= 0, got {describe(w)}", "weight"
+                    )
+                out["weight"] = float(w)
+            if "negatives" in obj:
+                negs = obj["negatives"]
+                if type(negs) is not list:
+                    raise BadRecordError(
+                        location, f"expected a list of candidate objects, got {describe(negs)}", "negatives"
+                    )
+                out["negatives"] = [
+                    self.candidate(n, location, f"negatives[{i}]") for i, n in enumerate(negs)
+                ]
+            if not self.allow_extra_features:
+                extra = sorted(k for k in obj if k not in PAIR_KEYS)
+                if extra:
+                    raise BadRecordError(
+                        location,
+                        f"unknown key(s) {', '.join(f'`{k}`' for k in extra)}; a record has `query`, "
+                        "`candidate` and optionally `weight` and `negatives` (or allow extra features "
+                        "with allow_extra_features=True)",
+                    )
+        return out

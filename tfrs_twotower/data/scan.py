@@ -1,0 +1,288 @@
+"""One streaming pass over the input before training: counts, bad records, numeric stats, the corpus.
+
+`scan` reads every record once, in file order, holding only the statistics and the candidate corpus
+in memory. A bad record is counted and kept in `rejected` (its `Location` goes into `skip`, which
+`make_dataset` uses to leave it out); more than `max_bad_records` raises `TooManyBadRecordsError`,
+after reading a few more bad records so that the message shows more than one problem.
+
+The train/eval split is `split.SplitAssigner`'s, the same as `make_dataset`'s. Numeric statistics are
+computed on the train part; the corpus holds the candidates of every used record (train and eval) and
+their explicit negatives. `scan_candidates` builds the corpus from a `candidate_data_path` instead.
+
+Example:
+>>> from tfrs_twotower.data.jsonl import write_jsonl
+>>> schema = {"query": {"age": {"feature_type": "Numeric"}},
+...           "candidate": {"movie": {"feature_type": "Id", "config": {"num_buckets": 9}}}}
+>>> _ = write_jsonl([{"query": {"age": 30}, "candidate": {"movie": "m1"}}] * 3, "ram://scan_doc.jsonl")
+>>> result = scan("ram://scan_doc.jsonl", schema, eval_split=0.0)
+>>> result.records_read, result.train_count, len(result.corpus), result.numeric_stats["query"]["age"].mean
+(3, 3, 1, 30.0)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+from typing import Any, Callable, Iterator, Sequence
+
+from tfrs_twotower.data.corpus import CandidateKey, Corpus
+from tfrs_twotower.data.formats import check_file_format, iter_payloads, payload_parser
+from tfrs_twotower.data.gc_pause import gc_paused
+from tfrs_twotower.data.paths import resolve_paths
+from tfrs_twotower.data.records import BadRecordError, RecordParser
+from tfrs_twotower.data.split import SplitAssigner, check_eval_split
+from tfrs_twotower.data.stats import NumericStats, NumericStatsAccumulator
+from tfrs_twotower.schema import load_schema
+
+_EXTRA_ERRORS = 9  # bad records read past the limit before giving up, to show several problems
+_SHOWN_ERRORS = 10
+
+
+class TooManyBadRecordsError(ValueError):
+    """More bad records than `max_bad_records`; `errors` holds the first ones, `count` how many were seen."""
+
+    def __init__(self, errors: list[BadRecordError], count: int, max_bad_records: int, finished: bool):
+        self.errors = list(errors)
+        self.count = count
+        self.max_bad_records = max_bad_records
+        shown = "\n".join(f"  - {e}" for e in self.errors[:_SHOWN_ERRORS])
+        more = count - min(len(self.errors), _SHOWN_ERRORS)
+        seen = f"{count} bad records" if finished else f"at least {count} bad records (stopped reading early)"
+        super().__init__(
+            f"{seen}, more than max_bad_records={max_bad_records}. The first ones:\n{shown}\n"
+            + (f"  ... and {more} more\n" if more > 0 else "")
+            + "Fix the data (each line names its file and line or record), or raise --max_bad_records "
+            "to skip up to that many bad records."
+        )
+
+
+def _check_max_bad_records(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"The `max_bad_records` parameter must be an int in [0, inf). Got {value!r} instead."
+        )
+    return value
+
+
+@dataclasses.dataclass
+class ScanResult:
+    """What `scan` (or `scan_candidates`) found.
+
+    Attributes:
+      files: the files read, in order.
+      file_format: "jsonl" or "tfrecord".
+      kind: "pairs" (`scan`) or "candidates" (`scan_candidates`).
+      eval_split: the eval fraction used.
+      records_read: records seen (blank JSONL lines are not records).
+      train_count, eval_count: good records assigned to train and to eval (0 for candidate files).
+      rejected: the bad records' errors, each with its `location`.
+      numeric_stats: `{side: {name: NumericStats}}` for every Numeric feature, on the train part.
+      corpus: the distinct candidates.
+      weighted_count: records with an explicit `weight`.
+      negatives_count: records with at least one explicit negative; `max_negatives`: the most in one.
+      train_positive_counts: how often each candidate key is the positive of a train record (the
+        candidates' sampling frequencies, for logQ correction).
+    """
+
+    files: list[str]
+    file_format: str
+    kind: str
+    eval_split: float
+    records_read: int = 0
+    train_count: int = 0
+    eval_count: int = 0
+    rejected: list[BadRecordError] = dataclasses.field(default_factory=list)
+    numeric_stats: dict[str, dict[str, NumericStats]] = dataclasses.field(default_factory=dict)
+    corpus: Corpus | None = None
+    weighted_count: int = 0
+    negatives_count: int = 0
+    max_negatives: int = 0
+    train_positive_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rejected)
+
+    @property
+    def used_count(self) -> int:
+        """Good records: train + eval for pairs, the documents read for candidate files."""
+        return self.records_read - self.rejected_count
+
+    @property
+    def has_negatives(self) -> bool:
+        return self.max_negatives > 0
+
+    @property
+    def skip(self) -> frozenset[tuple[str, int]]:
+        """The rejected records' `(file, index)`, for `make_dataset(skip=...)`."""
+        return frozenset((e.location.file, e.location.index) for e in self.rejected)
+
+    def summary(self) -> str:
+        """A few human-readable lines for logs."""
+        lines = [
+            f"{self.records_read} records read from {len(self.files)} {self.file_format} file(s): "
+            + (
+                f"{self.train_count} train, {self.eval_count} eval, "
+                if self.kind == "pairs"
+                else f"{self.used_count} candidate documents, "
+            )
+            + f"{self.rejected_count} rejected.",
+            f"{len(self.corpus)} distinct candidates"
+            + (
+                f" ({self.corpus.conflicts} records reuse a key with different features)"
+                if self.corpus.conflicts
+                else ""
+            )
+            + ".",
+        ]
+        lines += [f"  rejected: {e}" for e in self.rejected[:_SHOWN_ERRORS]]
+        return "\n".join(lines)
+
+
+def _chunks(items: Iterator, size: int = 4096) -> Iterator[list]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _count_extras(result: ScanResult, record: dict, add_candidate: Callable[[dict], bool]) -> None:
+    result.weighted_count += "weight" in record
+    negatives = record.get("negatives")
+    if negatives:
+        result.negatives_count += 1
+        result.max_negatives = max(result.max_negatives, len(negatives))
+        for negative in negatives:
+            add_candidate(negative)
+
+
+class _Rejections:
+    def __init__(self, result: ScanResult, max_bad_records: int):
+        self.result = result
+        self.max_bad_records = max_bad_records
+
+    def __call__(self, error: BadRecordError) -> None:
+        # The traceback would keep the parser's frames (and the record) alive for each kept error.
+        self.result.rejected.append(error.with_traceback(None))
+        if len(self.result.rejected) > self.max_bad_records + _EXTRA_ERRORS:
+            self.fail(finished=False)
+
+    def check(self) -> None:
+        if len(self.result.rejected) > self.max_bad_records:
+            self.fail(finished=True)
+
+    def fail(self, finished: bool) -> None:
+        rejected = self.result.rejected
+        raise TooManyBadRecordsError(rejected[:_SHOWN_ERRORS], len(rejected), self.max_bad_records, finished)
+
+
+def scan(
+    paths: str | Sequence[str],
+    schema: Any,
+    file_format: str = "jsonl",
+    max_bad_records: int = 0,
+    eval_split: float = 0.2,
+    candidate_key_feature: str | None = None,
+    allow_extra_features: bool = False,
+) -> ScanResult:
+    """Reads training data once: counts, bad records, train-part numeric stats and the candidate corpus.
+
+    Args:
+      paths: a path spec (file, directory, glob, comma-separated list) or a list of them.
+      schema: the input schema (an `InputSchema`, a dict or a path).
+      file_format: "jsonl" or "tfrecord".
+      max_bad_records: how many bad records may be skipped (counted and listed) before failing.
+      eval_split: the fraction of records assigned to eval, in [0, 1] (1.0 for an eval-only input).
+      candidate_key_feature: the candidate Id feature keying the corpus (see `CandidateKey`).
+      allow_extra_features: ignore unknown features instead of rejecting their records.
+
+    Returns:
+      A `ScanResult`.
+
+    Raises:
+      TooManyBadRecordsError: with more than `max_bad_records` bad records.
+      FileNotFoundError: when a part of `paths` matches no file.
+    """
+    schema = load_schema(schema)
+    parser = RecordParser(schema, allow_extra_features)
+    result = ScanResult(
+        files=resolve_paths(paths),
+        file_format=check_file_format(file_format),
+        kind="pairs",
+        eval_split=check_eval_split(eval_split),
+        corpus=Corpus(CandidateKey(schema, candidate_key_feature)),
+    )
+    reject = _Rejections(result, _check_max_bad_records(max_bad_records))
+    accumulators = [
+        (spec.side, spec.name, NumericStatsAccumulator())
+        for side in ("query", "candidate")
+        for spec in schema.side(side)
+        if spec.feature_type == "Numeric"
+    ]
+    parse = payload_parser(file_format)
+    add_candidate = result.corpus.add
+    candidate_key = result.corpus.key
+    positive_counts = result.train_positive_counts
+    for path in result.files:
+        assigner = SplitAssigner(path, result.eval_split)
+        for chunk in _chunks(iter_payloads(path, file_format)):
+            with gc_paused():
+                for location, payload in chunk:
+                    result.records_read += 1
+                    try:
+                        record = parse(payload, location, parser, "pairs")
+                    except BadRecordError as e:
+                        reject(e)
+                        continue
+                    key = candidate_key(record["candidate"])
+                    if assigner.is_eval(location.index):
+                        result.eval_count += 1
+                    else:
+                        result.train_count += 1
+                        positive_counts[key] += 1
+                        for side, name, acc in accumulators:
+                            acc.add(record[side][name])
+                    add_candidate(record["candidate"], key)
+                    if len(record) > 2:
+                        _count_extras(result, record, add_candidate)
+    reject.check()
+    result.numeric_stats = {side: {} for side in ("query", "candidate")}
+    for side, name, acc in accumulators:
+        result.numeric_stats[side][name] = acc.result()
+    return result
+
+
+def scan_candidates(
+    paths: str | Sequence[str],
+    schema: Any,
+    file_format: str = "jsonl",
+    candidate_key_feature: str | None = None,
+    max_bad_records: int = 0,
+    allow_extra_features: bool = False,
+) -> ScanResult:
+    """Builds the corpus from candidate files (`candidate_data_path`): one candidate document a record.
+
+    A JSONL line is `{name: value}` with the candidate side's features; a TFRecord Example has the
+    `candidate_<name>` keys. Arguments, errors and the result are as `scan`'s (`kind="candidates"`).
+    """
+    schema = load_schema(schema)
+    parser = RecordParser(schema, allow_extra_features)
+    result = ScanResult(
+        files=resolve_paths(paths),
+        file_format=check_file_format(file_format),
+        kind="candidates",
+        eval_split=0.0,
+        corpus=Corpus(CandidateKey(schema, candidate_key_feature)),
+    )
+    reject = _Rejections(result, _check_max_bad_records(max_bad_records))
+    parse = payload_parser(file_format)
+    for path in result.files:
+        for chunk in _chunks(iter_payloads(path, file_format)):
+            with gc_paused():
+                for location, payload in chunk:
+                    result.records_read += 1
+                    try:
+                        result.corpus.add(parse(payload, location, parser, "candidates"))
+                    except BadRecordError as e:
+                        reject(e)
+    reject.check()
+    return result

@@ -1,0 +1,251 @@
+"""Full-corpus retrieval evaluation by rank counting: recall@k, NDCG@10, MRR, AUC, precision@1.
+
+For each query, the rank of its positive among all `N` candidates is `1 + (number of candidates that
+outscore it)`. No top-k over the corpus is ever taken: the count is taken by the fused C kernel of
+`fast_ranks` (scores in registers, on all cores) when it is built, else block by block (queries x
+candidates) with a TF matmul and a compare, so memory stays at one score block.
+
+Conventions (the same as `tf.math.in_top_k`, TFRS `FactorizedTopK` and `metrics.in_batch`):
+
+- a candidate *outscores* the positive when its score `q . c` is strictly greater; ties do not outscore.
+  So a degenerate model that gives every candidate the same score gets rank 1 everywhere: check that the
+  scores are not constant before trusting a perfect figure.
+- the positive's own column is never counted. With the C kernel every score (positive, candidates,
+  excluded pairs) is the same fma chain, so exact duplicates of the positive never outscore it and the
+  result is deterministic; on the TF path candidates within float32 rounding of the positive's score (the
+  score of a block matmul and of a row dot product can differ in the last bits) may fall either way.
+- `exclude` removes candidates (e.g. items the user has already seen) from the comparison; the positive
+  itself is never excluded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_twotower.metrics import fast_ranks
+from tfrs_twotower.metrics.factorized_top_k import _validate_ks
+
+DEFAULT_QUERY_BLOCK = 1024
+DEFAULT_CANDIDATE_BLOCK = 2048
+
+
+def _check_block(name: str, value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"The `{name}` parameter must be an int in [1, inf). Got {value!r} instead.")
+    return int(value)
+
+
+def _as_matrix(name: str, value) -> np.ndarray:
+    array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(
+            f"`{name}` must be a numeric [rows, dim] matrix. Got shape {array.shape}, dtype {array.dtype}."
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+@tf.function(reduce_retracing=False)  # the tail's static size decides whether it is scored
+def _count_outscoring(queries, thresholds, positives, blocks, tail):
+    """Counts, per query, the candidates scoring strictly above its threshold.
+
+    Also returns whether the positive's own column counted itself (its block-matmul score may differ in
+    the last bits from the row dot product that gave the threshold), so the caller subtracts it.
+    """
+    num_blocks = tf.shape(blocks)[0]
+    block_size = tf.shape(blocks)[1]
+    column = tf.expand_dims(thresholds, 1)
+    counts = tf.zeros_like(thresholds, dtype=tf.int32)
+    self_counted = tf.zeros_like(thresholds, dtype=tf.int32)
+
+    def count_one(block, start, counts, self_counted):
+        scores = tf.matmul(queries, block, transpose_b=True)
+        counts += tf.reduce_sum(tf.cast(scores > column, tf.int32), axis=1)
+        local = positives - start
+        inside = (local >= 0) & (local < tf.shape(block)[0])
+        own = tf.gather(scores, tf.clip_by_value(local, 0, tf.shape(block)[0] - 1), batch_dims=1)
+        self_counted += tf.cast(inside & (own > thresholds), tf.int32)
+        return counts, self_counted
+
+    for i in tf.range(num_blocks):
+        counts, self_counted = count_one(blocks[i], i * block_size, counts, self_counted)
+    if tail.shape[0] is None or tail.shape[0] > 0:
+        counts, self_counted = count_one(tail, num_blocks * block_size, counts, self_counted)
+    return counts - self_counted
+
+
+def _exclusion_pairs(exclude, num_queries: int, num_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flattens `exclude` into unique (query, candidate) pairs."""
+    if isinstance(exclude, tf.RaggedTensor):
+        exclude = exclude.to_list()
+    if isinstance(exclude, np.ndarray) and exclude.ndim == 2:
+        exclude = [row[row >= 0] for row in exclude]  # a padded matrix: negative entries are padding
+    if isinstance(exclude, (str, bytes)) or not isinstance(exclude, (Sequence, np.ndarray)):
+        raise TypeError(
+            "`exclude` must be a sequence with one list of candidate indices per query, a "
+            f"tf.RaggedTensor, or a -1-padded [Q, L] int array. Got {type(exclude).__name__}."
+        )
+    if len(exclude) != num_queries:
+        raise ValueError(f"`exclude` must have one entry per query ({num_queries}). Got {len(exclude)}.")
+    rows = [np.asarray(row, dtype=np.int64).reshape(-1) for row in exclude]
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    columns = np.concatenate(rows) if rows else np.zeros([0], np.int64)
+    if columns.size and (columns.min() < 0 or columns.max() >= num_candidates):
+        raise ValueError(
+            f"`exclude` holds candidate indices outside [0, {num_candidates}): "
+            f"min {columns.min()}, max {columns.max()}."
+        )
+    queries = np.repeat(np.arange(num_queries, dtype=np.int64), lengths)
+    pairs = np.unique(queries * num_candidates + columns)
+    return pairs // num_candidates, pairs % num_candidates
+
+
+def positive_ranks(
+    query_embeddings,
+    positive_indices,
+    candidate_embeddings,
+    exclude=None,
+    query_block: int | None = None,
+    candidate_block: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rank of each query's positive among the candidates, by counting the candidates that outscore it.
+
+    Args: as `evaluate_retrieval`.
+
+    Returns:
+        `(ranks, num_others)`: int64 `[Q]` arrays; `ranks` is 1-based, `num_others` is how many candidates
+        each positive was compared against (`N - 1` minus that query's excluded candidates).
+    """
+    queries = _as_matrix("query_embeddings", query_embeddings)
+    candidates = _as_matrix("candidate_embeddings", candidate_embeddings)
+    positives = np.asarray(positive_indices)
+    if positives.shape != (queries.shape[0],) or not np.issubdtype(positives.dtype, np.integer):
+        raise ValueError(
+            f"`positive_indices` must be an int vector of length {queries.shape[0]} (one row "
+            f"of `candidate_embeddings` per query). Got shape {positives.shape}, dtype "
+            f"{positives.dtype}."
+        )
+    if queries.shape[1] != candidates.shape[1]:
+        raise ValueError(
+            f"`query_embeddings` and `candidate_embeddings` must have the same dim. Got "
+            f"{queries.shape[1]} and {candidates.shape[1]}."
+        )
+    num_queries, num_candidates = queries.shape[0], candidates.shape[0]
+    if positives.size and (positives.min() < 0 or positives.max() >= num_candidates):
+        raise ValueError(
+            f"`positive_indices` must be rows of `candidate_embeddings`, in [0, "
+            f"{num_candidates}). Got min {positives.min()}, max {positives.max()}."
+        )
+    query_block = _check_block("query_block", query_block, DEFAULT_QUERY_BLOCK)
+    candidate_block = min(
+        _check_block("candidate_block", candidate_block, DEFAULT_CANDIDATE_BLOCK), max(num_candidates, 1)
+    )
+
+    positives = positives.astype(np.int32 if num_candidates < 2**31 else np.int64)
+    if fast_ranks.available():
+        thresholds = fast_ranks.pair_scores(queries, candidates, np.arange(num_queries), positives)
+        counts = fast_ranks.count_outscoring(queries, candidates, thresholds)
+
+        def pair_scores(rows, columns):  # bit-identical to the kernel's scores
+            return fast_ranks.pair_scores(queries, candidates, rows, columns)
+    else:
+        thresholds = np.einsum("qd,qd->q", queries, candidates[positives])
+        counts = _count_with_tf(queries, thresholds, positives, candidates, query_block, candidate_block)
+
+        def pair_scores(rows, columns):
+            return np.einsum("pd,pd->p", queries[rows], candidates[columns])
+
+    num_others = np.full([num_queries], num_candidates - 1, dtype=np.int64)
+    if exclude is not None:
+        query_rows, columns = _exclusion_pairs(exclude, num_queries, num_candidates)
+        keep = columns != positives[query_rows]
+        query_rows, columns = query_rows[keep], columns[keep]
+        scores = pair_scores(query_rows, columns)
+        np.subtract.at(counts, query_rows, (scores > thresholds[query_rows]).astype(np.int64))
+        num_others -= np.bincount(query_rows, minlength=num_queries)
+    return counts + 1, num_others
+
+
+def _count_with_tf(queries, thresholds, positives, candidates, query_block, candidate_block) -> np.ndarray:
+    """The TF path of `positive_ranks`: int64 `[Q]` counts of candidates outscoring the thresholds."""
+    num_queries, num_candidates = queries.shape[0], candidates.shape[0]
+    num_full = num_candidates // candidate_block
+    all_candidates = tf.constant(candidates)
+    blocks = tf.reshape(all_candidates[: num_full * candidate_block], [num_full, candidate_block, -1])
+    tail = all_candidates[num_full * candidate_block :]
+    counts = np.empty([num_queries], dtype=np.int64)
+    for start in range(0, num_queries, query_block):
+        stop = min(start + query_block, num_queries)
+        counts[start:stop] = _count_outscoring(
+            tf.constant(queries[start:stop]),
+            tf.constant(thresholds[start:stop]),
+            tf.constant(positives[start:stop]),
+            blocks,
+            tail,
+        ).numpy()
+    return counts
+
+
+def evaluate_retrieval(
+    query_embeddings,
+    positive_indices,
+    candidate_embeddings,
+    ks: Sequence[int] = (1, 5, 10, 50, 100),
+    exclude=None,
+    query_block: int | None = None,
+    candidate_block: int | None = None,
+) -> dict[str, float]:
+    """Evaluates retrieval of each query's positive among all candidates (exact, by rank counting).
+
+    Args:
+        query_embeddings: `[Q, D]` float query embeddings.
+        positive_indices: `[Q]` ints: the row of `candidate_embeddings` holding each query's positive.
+        candidate_embeddings: `[N, D]` float embeddings of the whole corpus (unique candidates).
+        ks: the `k` of `recall_at_{k}` (and of the TFRS aliases).
+        exclude: optional candidates to leave out per query: a sequence of `Q` lists of candidate indices,
+            a `tf.RaggedTensor`, or a `[Q, L]` int array padded with -1. The positive is never excluded.
+        query_block: queries per block (default 1024). TF path only (see `fast_ranks.available()`).
+        candidate_block: candidates per block (default 2048). A score block is
+            `query_block * candidate_block * 4` bytes. TF path only.
+
+    Returns:
+        A dict of floats, averaged over queries: `recall_at_{k}` for each k, `ndcg_at_10`, `mrr`, `auc`
+        (fraction of the other candidates that do not outscore the positive), `precision_at_1`, and
+        `factorized_top_k/top_{k}_categorical_accuracy` (= `recall_at_{k}`, the TFRS name).
+
+    Raises:
+        ValueError: on mismatched shapes, out-of-range indices or bad `ks`/block sizes.
+
+    Example:
+    >>> import numpy as np
+    >>> candidates = np.eye(4, dtype="float32")
+    >>> queries = np.array([[1.0, 0.5, 0, 0], [0, 0, 0, 1.0]], dtype="float32")
+    >>> result = evaluate_retrieval(queries, [1, 3], candidates, ks=(1, 2))
+    >>> result["recall_at_1"], result["recall_at_2"], result["mrr"]
+    (0.5, 1.0, 0.75)
+    """
+    ks = _validate_ks(ks)
+    ranks, num_others = positive_ranks(
+        query_embeddings,
+        positive_indices,
+        candidate_embeddings,
+        exclude=exclude,
+        query_block=query_block,
+        candidate_block=candidate_block,
+    )
+    if ranks.size == 0:
+        raise ValueError("`query_embeddings` is empty: there is nothing to evaluate.")
+    ranks_f = ranks.astype(np.float64)
+    result = {f"recall_at_{k}": float(np.mean(ranks <= k)) for k in ks}
+    result["ndcg_at_10"] = float(np.mean(np.where(ranks <= 10, 1.0 / np.log2(ranks_f + 1.0), 0.0)))
+    result["mrr"] = float(np.mean(1.0 / ranks_f))
+    auc = 1.0 - (ranks_f - 1.0) / np.maximum(num_others, 1)
+    result["auc"] = float(np.mean(auc))
+    result["precision_at_1"] = float(np.mean(ranks == 1))
+    for k in ks:
+        result[f"factorized_top_k/top_{k}_categorical_accuracy"] = result[f"recall_at_{k}"]
+    return result

@@ -1,0 +1,67 @@
+"""`CandidateFrequencies`: each candidate's sampling probability, counted exactly from the training data.
+
+In-batch softmax samples negatives with the candidates' own frequency in the data, so popular candidates
+are over-penalised; logQ correction (Yi et al., RecSys 2019) subtracts log(probability) from their logits.
+When the training data is scanned before training (as `tfrs_twotower.train` does), the frequencies are
+known exactly and need no streaming estimate (`FrequencyEstimator`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class CandidateFrequencies(keras.layers.Layer):
+    """Looks up each candidate id's expected number of appearances in a batch: `batch_size * count / total`
+    (clipped to 1), the same scale as `FrequencyEstimator`'s estimate and as uniformly drawn extra
+    negatives' `num_drawn / corpus_size`.
+
+    Args:
+      ids: the candidate ids (strings).
+      counts: how often each id appears as a positive in the training data (>= 0).
+      batch_size: the training batch size, >= 1.
+
+    Call arguments:
+      ids: tf.string `[B]`.
+
+    Returns:
+      float32 `[B]`; ids not in `ids` (or with count 0) get the smallest positive probability.
+
+    Example:
+    >>> frequencies = CandidateFrequencies(["a", "b"], [3, 1], batch_size=1)
+    >>> frequencies(tf.constant(["a", "b", "zz"])).numpy().tolist()
+    [0.75, 0.25, 0.25]
+    """
+
+    def __init__(self, ids: Sequence[str], counts: Sequence[float], batch_size: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        counts = np.asarray(counts, np.float64)
+        if len(ids) != len(counts) or len(ids) == 0:
+            raise ValueError(
+                f"`ids` and `counts` must be non-empty and of equal length. Got {len(ids)} and {len(counts)}."
+            )
+        if np.any(counts < 0) or counts.sum() <= 0:
+            raise ValueError("`counts` must be >= 0 with a positive total.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"The `batch_size` parameter must be an int >= 1. Got {batch_size!r} instead.")
+        probabilities = np.minimum(1.0, batch_size * counts / counts.sum())
+        positive = probabilities[probabilities > 0]
+        self.supports_jit = False
+        self.default = float(positive.min())
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([str(i) for i in ids]),
+                tf.constant(np.maximum(probabilities, self.default), tf.float32),
+            ),
+            default_value=self.default,
+        )
+
+    def call(self, ids):
+        return self.table.lookup(tf.reshape(tf.convert_to_tensor(ids), [-1]))
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor((ids.shape[0],), dtype="float32")

@@ -1,0 +1,285 @@
+"""`Retrieval`: the in-batch softmax retrieval task (TFRS contract) with logQ correction, accidental-hit
+removal, mixed negative sampling, explicit negatives and hard-negative mining."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from tfrs_twotower.metrics.in_batch import MASK_VALUE
+
+_MAX_LOGIT = float(np.finfo(np.float32).max / 100.0)
+_REDUCTIONS = {"sum": "sum", "mean": "sum_over_batch_size"}
+
+
+def _check_positive_int(name: str, value) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+    ):
+        raise ValueError(f"The `{name}` parameter must be an int in [1, inf) or None. Got {value!r} instead.")
+
+
+def _as_list(name: str, value) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, Sequence):
+        value = [value]
+    for metric in value:
+        if not isinstance(metric, keras.metrics.Metric):
+            raise TypeError(
+                f"`{name}` must hold Keras 3 metrics (keras.metrics.Metric). Got {type(metric).__name__}."
+            )
+    return list(value)
+
+
+@keras.saving.register_keras_serializable(package="tfrs_twotower")
+class Retrieval(keras.layers.Layer):
+    """A factorized retrieval task: softmax over in-batch (and extra) negatives; TFRS's `tasks.Retrieval`.
+
+    Row `i` of the query batch is paired with row `i` of the candidate batch (its positive); the other
+    candidate rows are its negatives. Logits `q @ c^T` are, in this order: divided by `temperature`;
+    logQ-corrected by subtracting `log(candidate_sampling_probability)` from each candidate's column
+    (Yi et al., RecSys 2019; probabilities clipped to [1e-6, 1] as in TFRS); cleared of accidental hits
+    (columns holding the row's positive id other than the positive itself are set to `MASK_VALUE`);
+    extended with mixed negatives (Yang et al., WWW 2020) shared by all rows and with per-row explicit
+    negatives; reduced by hard-negative mining to the positive plus the `num_hard_negatives` highest
+    negatives. The loss is softmax cross-entropy with the positive as label, weighted by `sample_weight`.
+
+    Args:
+        loss: a Keras loss called as `loss(y_true, y_pred, sample_weight)` on one-hot labels and logits.
+            Default: `CategoricalCrossentropy(from_logits=True)` reduced by `loss_reduction`.
+        metrics: factorized metrics (e.g. `metrics.FactorizedTopK`) updated with
+            `(query_embeddings, candidate_embeddings[:B], candidate_ids, sample_weight)`.
+        batch_metrics: Keras metrics updated with `(labels, logits, sample_weight)`, the same labels and
+            logits the loss sees (e.g. `metrics.InBatchAUC`).
+        temperature: softmax temperature, a float in (0, inf), or None.
+        remove_accidental_hits: remove negatives that have the positive's id (needs `candidate_ids`).
+        num_hard_negatives: keep only this many highest-scoring negatives per row (int >= 1) or None.
+        loss_reduction: "sum" over the batch (TFRS's default) or "mean" (the sum divided by the batch
+            size, Keras's "sum_over_batch_size"). Only for the default loss.
+        name: layer name.
+
+    Call arguments:
+        query_embeddings: `[B, D]`. candidate_embeddings: `[N, D]` with `N >= B`; rows past `B` are
+            extra negatives for every row, as in TFRS.
+        sample_weight: `[B]`. candidate_sampling_probability: `[N]`. candidate_ids: `[N]` strings or ints.
+        compute_metrics, compute_batch_metrics: whether to update `metrics` / `batch_metrics`.
+        extra_negative_embeddings: `[M, D]` negatives shared by all rows (mixed negative sampling), with
+            optional `extra_negative_ids` `[M]` and `extra_negative_sampling_probability` `[M]`.
+        negative_embeddings: `[B, K, D]` negatives of each row only, with optional boolean
+            `negative_mask` `[B, K]` (False = padding).
+
+    Returns:
+        The scalar loss.
+
+    Example:
+    >>> import numpy as np
+    >>> task = Retrieval(temperature=0.5)
+    >>> loss = task(np.eye(3, dtype="float32"), np.eye(3, dtype="float32"))
+    >>> round(float(loss), 4)  # 3 * log(1 + 2 * exp(-2)), summed over the batch
+    0.7186
+    """
+
+    def __init__(
+        self,
+        loss=None,
+        metrics=None,
+        batch_metrics=None,
+        temperature: float | None = None,
+        remove_accidental_hits: bool = False,
+        num_hard_negatives: int | None = None,
+        loss_reduction: str = "sum",
+        name: str | None = None,
+        **kwargs,
+    ) -> None:
+        if temperature is not None and (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float, np.number))
+            or not 0 < float(temperature) < float("inf")
+        ):
+            raise ValueError(
+                f"The `temperature` parameter must be a float in (0, inf). Got {temperature!r} instead."
+            )
+        if not isinstance(remove_accidental_hits, (bool, np.bool_)):
+            raise TypeError(
+                f"The `remove_accidental_hits` parameter must be a bool. Got "
+                f"{remove_accidental_hits!r} instead."
+            )
+        _check_positive_int("num_hard_negatives", num_hard_negatives)
+        if loss_reduction not in _REDUCTIONS:
+            raise ValueError(
+                f"The `loss_reduction` parameter must be a str among {sorted(_REDUCTIONS)}. Got "
+                f"{loss_reduction!r} instead."
+            )
+        super().__init__(name=name, **kwargs)
+        self.temperature = None if temperature is None else float(temperature)
+        self.remove_accidental_hits = bool(remove_accidental_hits)
+        self.num_hard_negatives = None if num_hard_negatives is None else int(num_hard_negatives)
+        self.loss_reduction = loss_reduction
+        self._custom_loss = loss
+        self._loss = (
+            loss
+            if loss is not None
+            else keras.losses.CategoricalCrossentropy(from_logits=True, reduction=_REDUCTIONS[loss_reduction])
+        )
+        self._factorized_metrics = _as_list("metrics", metrics)
+        self._batch_metrics = _as_list("batch_metrics", batch_metrics)
+
+    @property
+    def factorized_metrics(self) -> list:
+        return self._factorized_metrics
+
+    @property
+    def batch_metrics(self) -> list:
+        return self._batch_metrics
+
+    def _scale(self, logits):
+        return logits / self.temperature if self.temperature is not None else logits
+
+    @staticmethod
+    def _log_q_correct(logits, probability):
+        probability = ops.reshape(ops.cast(probability, "float32"), (1, -1))
+        return logits - ops.log(ops.clip(probability, 1e-6, 1.0))
+
+    @staticmethod
+    def _remove_hits(logits, positive_ids, column_ids, keep=None):
+        hits = ops.equal(ops.expand_dims(positive_ids, 1), ops.expand_dims(column_ids, 0))
+        if keep is not None:
+            hits = ops.logical_and(hits, ops.logical_not(keep))
+        return ops.where(hits, MASK_VALUE, logits)
+
+    def call(
+        self,
+        query_embeddings,
+        candidate_embeddings,
+        sample_weight=None,
+        candidate_sampling_probability=None,
+        candidate_ids=None,
+        compute_metrics=True,
+        compute_batch_metrics=True,
+        extra_negative_embeddings=None,
+        extra_negative_ids=None,
+        extra_negative_sampling_probability=None,
+        negative_embeddings=None,
+        negative_mask=None,
+    ):
+        if self.remove_accidental_hits and candidate_ids is None:
+            raise ValueError("When `remove_accidental_hits=True`, `candidate_ids` must be supplied.")
+        if (
+            self.remove_accidental_hits
+            and extra_negative_embeddings is not None
+            and extra_negative_ids is None
+        ):
+            raise ValueError(
+                "When `remove_accidental_hits=True` and `extra_negative_embeddings` are given, "
+                "`extra_negative_ids` must be supplied too."
+            )
+        if extra_negative_embeddings is None and (
+            extra_negative_ids is not None or extra_negative_sampling_probability is not None
+        ):
+            raise ValueError(
+                "`extra_negative_ids` and `extra_negative_sampling_probability` need "
+                "`extra_negative_embeddings`."
+            )
+        if negative_embeddings is None and negative_mask is not None:
+            raise ValueError("`negative_mask` needs `negative_embeddings`.")
+        if len(query_embeddings.shape) != 2 or len(candidate_embeddings.shape) != 2:
+            raise ValueError(
+                f"`query_embeddings` and `candidate_embeddings` must be [batch, dim]. Got shapes "
+                f"{query_embeddings.shape} and {candidate_embeddings.shape}."
+            )
+
+        queries = ops.cast(query_embeddings, "float32")
+        logits = self._scale(ops.matmul(queries, ops.transpose(ops.cast(candidate_embeddings, "float32"))))
+        num_queries, num_candidates = ops.shape(logits)[0], ops.shape(logits)[1]
+        # `tf.eye` takes a dynamic number of columns (an unknown batch size in a traced `fit`).
+        labels = tf.eye(num_queries, num_candidates, dtype="float32")
+        if candidate_sampling_probability is not None:
+            logits = self._log_q_correct(logits, candidate_sampling_probability)
+        if self.remove_accidental_hits:
+            candidate_ids = ops.reshape(candidate_ids, (-1,))
+            positive_ids = candidate_ids[:num_queries]
+            logits = self._remove_hits(logits, positive_ids, candidate_ids, keep=ops.cast(labels, "bool"))
+
+        blocks = [logits]
+        if extra_negative_embeddings is not None:
+            extra = self._scale(
+                ops.matmul(queries, ops.transpose(ops.cast(extra_negative_embeddings, "float32")))
+            )
+            if extra_negative_sampling_probability is not None:
+                extra = self._log_q_correct(extra, extra_negative_sampling_probability)
+            if self.remove_accidental_hits:
+                extra = self._remove_hits(extra, positive_ids, ops.reshape(extra_negative_ids, (-1,)))
+            blocks.append(extra)
+        if negative_embeddings is not None:
+            if len(negative_embeddings.shape) != 3:
+                raise ValueError(
+                    f"`negative_embeddings` must be [batch, num_negatives, dim]. Got shape "
+                    f"{negative_embeddings.shape}."
+                )
+            explicit = self._scale(
+                ops.einsum("bd,bkd->bk", queries, ops.cast(negative_embeddings, "float32"))
+            )
+            if negative_mask is not None:
+                explicit = ops.where(ops.cast(negative_mask, "bool"), explicit, MASK_VALUE)
+            blocks.append(explicit)
+        if len(blocks) > 1:
+            logits = ops.concatenate(blocks, axis=1)
+            labels = ops.pad(labels, [[0, 0], [0, ops.shape(logits)[1] - num_candidates]])
+
+        if self.num_hard_negatives is not None:
+            logits, labels = self._mine_hard_negatives(logits, labels)
+
+        loss = self._loss(labels, logits, sample_weight=sample_weight)
+
+        if compute_metrics:
+            for metric in self._factorized_metrics:
+                metric.update_state(
+                    query_embeddings,
+                    candidate_embeddings[:num_queries],
+                    true_candidate_ids=None
+                    if candidate_ids is None
+                    else ops.reshape(candidate_ids, (-1,))[:num_queries],
+                    sample_weight=sample_weight,
+                )
+        if compute_batch_metrics:
+            for metric in self._batch_metrics:
+                metric.update_state(labels, logits, sample_weight=sample_weight)
+        return loss
+
+    def _mine_hard_negatives(self, logits, labels):
+        # The positive is lifted above everything so top_k keeps it plus the k highest negatives.
+        num_kept = (
+            min(self.num_hard_negatives + 1, logits.shape[1])
+            if logits.shape[1] is not None
+            else ops.minimum(self.num_hard_negatives + 1, ops.shape(logits)[1])
+        )
+        _, columns = ops.top_k(logits + labels * _MAX_LOGIT, k=num_kept, sorted=False)
+        return ops.take_along_axis(logits, columns, axis=1), ops.take_along_axis(labels, columns, axis=1)
+
+    def get_config(self) -> dict:
+        serialize = keras.saving.serialize_keras_object
+        return {
+            **super().get_config(),
+            "loss": None if self._custom_loss is None else serialize(self._custom_loss),
+            "metrics": [serialize(m) for m in self._factorized_metrics],
+            "batch_metrics": [serialize(m) for m in self._batch_metrics],
+            "temperature": self.temperature,
+            "remove_accidental_hits": self.remove_accidental_hits,
+            "num_hard_negatives": self.num_hard_negatives,
+            "loss_reduction": self.loss_reduction,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Retrieval":
+        config = dict(config)
+        deserialize = keras.saving.deserialize_keras_object
+        if config.get("loss") is not None:
+            config["loss"] = deserialize(config["loss"])
+        config["metrics"] = [deserialize(m) for m in config.get("metrics") or []]
+        config["batch_metrics"] = [deserialize(m) for m in config.get("batch_metrics") or []]
+        return cls(**config)

@@ -1,0 +1,155 @@
+"""The data side of a training run: scan the files once, then build the train, eval and corpus datasets.
+
+Example:
+>>> inputs = prepare_inputs(config, schema)  # doctest: +SKIP
+>>> print(inputs.describe())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_twotower import data as data_lib
+from tfrs_twotower.data.batching import side_columns
+from tfrs_twotower.schema import InputSchema
+from tfrs_twotower.training.config import TrainingConfig
+
+_LISTED_REJECTIONS = 1000  # rejected records listed by location in record_counts.json
+
+
+@dataclasses.dataclass
+class TrainingInputs:
+    """The datasets of a run and what the scans learned about the data."""
+
+    train_scan: data_lib.ScanResult
+    eval_scan: data_lib.ScanResult | None
+    corpus_scan: data_lib.ScanResult | None
+    corpus: data_lib.Corpus
+    schema: InputSchema
+    id_feature: str | None
+    train_dataset: tf.data.Dataset
+    eval_dataset: tf.data.Dataset | None
+    corpus_dataset: tf.data.Dataset
+    corpus_keys: list[str]
+
+    @property
+    def numeric_stats(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """`{side: {name: (mean, variance)}}` from the training part."""
+        return {
+            side: {name: (s.mean, s.variance) for name, s in stats.items()}
+            for side, stats in self.train_scan.numeric_stats.items()
+        }
+
+    def corpus_features(self) -> dict[str, np.ndarray]:
+        """The whole corpus as one model-input batch `{name: array [N, ...]}` (for mixed negatives)."""
+        return side_columns(self.schema.candidate, list(self.corpus.candidates))
+
+    def positive_keys(self, batch: dict[str, Any]) -> np.ndarray:
+        """The candidate keys of a batch's positives."""
+        if self.id_feature is not None:
+            ids = batch["candidate"][self.id_feature]
+        else:
+            ids = batch["candidate_key"]
+        ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
+        return ids.reshape(len(ids), -1)[:, 0]
+
+    def record_counts(self) -> dict[str, Any]:
+        """Every record read, counted as used (train/eval) or rejected, per input."""
+        counts: dict[str, Any] = {}
+        for name, result in (("training", self.train_scan), ("evaluation", self.eval_scan),
+                             ("candidates", self.corpus_scan)):
+            if result is None:
+                continue
+            counts[name] = {
+                "files": list(result.files),
+                "records_read": result.records_read,
+                "train": result.train_count if result.kind == "pairs" else 0,
+                "eval": result.eval_count if result.kind == "pairs" else 0,
+                "candidate_documents": result.used_count if result.kind == "candidates" else 0,
+                "rejected": result.rejected_count,
+                "rejected_records": [str(e) for e in result.rejected[:_LISTED_REJECTIONS]],
+            }
+        counts["records_read"] = sum(c["records_read"] for c in counts.values() if isinstance(c, dict))
+        counts["used_for_training"] = self.train_scan.train_count + (
+            self.train_scan.eval_count if self.eval_scan is not None else 0
+        )
+        counts["used_for_evaluation"] = (
+            self.eval_scan.used_count if self.eval_scan is not None else self.train_scan.eval_count
+        )
+        counts["rejected"] = sum(c["rejected"] for c in counts.values() if isinstance(c, dict))
+        counts["corpus_size"] = len(self.corpus_keys)
+        return counts
+
+    def describe(self) -> str:
+        lines = [self.train_scan.summary()]
+        if self.eval_scan is not None:
+            lines.append("Evaluation data: " + self.eval_scan.summary())
+        if self.corpus_scan is not None:
+            lines.append("Candidate corpus: " + self.corpus_scan.summary())
+        return "\n".join(lines)
+
+
+def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str | None) -> TrainingInputs:
+    """Scans the training (and evaluation, candidate) files and builds the datasets `config` asks for."""
+    fmt = config.input_file_format
+    separate_eval = config.eval_data_path is not None
+    train_split = 0.0 if separate_eval else config.eval_split
+    common = {"file_format": fmt, "max_bad_records": config.max_bad_records, "candidate_key_feature": id_feature}
+    train_scan = data_lib.scan(config.training_data_path, schema, eval_split=train_split, **common)
+    eval_scan = data_lib.scan(config.eval_data_path, schema, eval_split=0.0, **common) if separate_eval else None
+
+    corpus_scan = None
+    if config.candidate_data_path is not None:
+        corpus_scan = data_lib.scan_candidates(config.candidate_data_path, schema, **common)
+        corpus = corpus_scan.corpus
+    else:
+        corpus = train_scan.corpus
+        if eval_scan is not None:
+            for _, candidate in eval_scan.corpus:
+                corpus.add(candidate)
+
+    with_negatives = train_scan.has_negatives
+    train_dataset = data_lib.make_dataset(
+        config.training_data_path, schema, fmt,
+        subset="all" if separate_eval else "train",
+        eval_split=train_split,
+        batch_size=config.train_batch_size,
+        shuffle_buffer=config.shuffle_buffer,
+        seed=config.seed,
+        skip=train_scan.skip,
+        cache=config.cache_input,
+        repeat=config.training_steps_per_epoch is not None,
+        negatives=with_negatives,
+    )
+    eval_dataset = None
+    # Without an Id feature, evaluation batches carry each positive's key (a fingerprint).
+    eval_keys = {"with_keys": True} if id_feature is None else {}
+    if separate_eval:
+        eval_dataset = data_lib.make_dataset(
+            config.eval_data_path, schema, fmt, subset="all", eval_split=0.0,
+            batch_size=config.eval_batch_size, shuffle_buffer=0, skip=eval_scan.skip,
+            cache=config.cache_input, negatives=eval_scan.has_negatives, **eval_keys,
+        )
+    elif config.eval_split > 0 and train_scan.eval_count > 0:
+        eval_dataset = data_lib.make_dataset(
+            config.training_data_path, schema, fmt, subset="eval", eval_split=config.eval_split,
+            batch_size=config.eval_batch_size, shuffle_buffer=0, skip=train_scan.skip,
+            cache=config.cache_input, negatives=with_negatives, **eval_keys,
+        )
+    corpus_dataset, corpus_keys = data_lib.make_candidate_dataset(corpus, schema, batch_size=1024)
+    if config.cache_input:
+        corpus_dataset = corpus_dataset.cache()
+    if train_scan.train_count + (train_scan.eval_count if separate_eval else 0) == 0:
+        raise ValueError(
+            f"No training records in {config.training_data_path}: every record was rejected or held out "
+            f"for evaluation (eval_split={config.eval_split}). Check the data or lower --eval_split."
+        )
+    return TrainingInputs(
+        train_scan=train_scan, eval_scan=eval_scan, corpus_scan=corpus_scan, corpus=corpus, schema=schema,
+        id_feature=id_feature, train_dataset=train_dataset, eval_dataset=eval_dataset,
+        corpus_dataset=corpus_dataset, corpus_keys=corpus_keys,
+    )
