@@ -8,6 +8,30 @@ import keras
 import tensorflow as tf
 
 
+def _replica_context():
+    """The replica context when several replicas train in sync (inside `strategy.run`), else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def _global_batch_candidates(context, candidates: dict[str, Any]) -> dict[str, Any]:
+    """All-gathers `{name: [b, ...]}` across replicas, this replica's rows first.
+
+    The replicas' rows are in replica order otherwise, so row i of the result is this replica's row i
+    and the rest are the other replicas' candidates: the global batch's in-batch negatives. The gather
+    is differentiable: each replica's candidate gradients come back summed over all replicas' losses.
+    """
+    local = tf.shape(next(iter(candidates.values())))[0]
+    sizes = context.all_gather(tf.reshape(local, [1]), axis=0)
+    start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    end = start + local
+    total = tf.reduce_sum(sizes)
+    order = tf.concat([tf.range(start, end), tf.range(0, start), tf.range(end, total)], axis=0)
+    return {name: tf.gather(context.all_gather(value, axis=0), order) for name, value in candidates.items()}
+
+
 class Model(keras.Model):
     """A Keras 3 model trained by `compute_loss(inputs, training)`, as `tfrs.Model` is.
 
@@ -42,15 +66,25 @@ class Model(keras.Model):
     def _loss_terms(self, inputs, training: bool):
         loss = self.compute_loss(inputs, training=training)
         regularization = tf.add_n([tf.cast(v, loss.dtype) for v in self.losses]) if self.losses else tf.zeros_like(loss)
+        context = _replica_context()
+        if context is not None:
+            # Under tf.distribute, `compute_loss` returns this replica's share of the global batch's loss
+            # (the shares sum to it) and the optimizer sums the replicas' gradients; each replica holds
+            # the whole regularization loss, so its share is 1/num_replicas.
+            regularization = regularization / context.num_replicas_in_sync
         return loss, regularization, loss + regularization
 
-    def _logs(self, loss, regularization, total):
+    def _update_loss_metrics(self, loss, regularization, total) -> None:
+        context = _replica_context()
+        if context is not None:
+            # The loss metrics average over replicas: scaled so they report the global batch's loss.
+            replicas = float(context.num_replicas_in_sync)
+            loss, regularization, total = loss * replicas, regularization * replicas, total * replicas
         self.loss_mean.update_state(loss)
         self.regularization_loss_mean.update_state(regularization)
         self.total_loss_mean.update_state(total)
-        return self.get_metrics_result()
 
-    def train_step(self, data):
+    def _train_terms(self, data):
         with tf.GradientTape() as tape:
             loss, regularization, total = self._loss_terms(data, training=True)
         variables = self.trainable_variables
@@ -58,10 +92,23 @@ class Model(keras.Model):
         self.optimizer.apply_gradients(
             [(g, v) for g, v in zip(gradients, variables) if g is not None]
         )
-        return self._logs(loss, regularization, total)
+        return loss, regularization, total
+
+    def train_step(self, data):
+        self._update_loss_metrics(*self._train_terms(data))
+        return self.get_metrics_result()
 
     def test_step(self, data):
-        return self._logs(*self._loss_terms(data, training=False))
+        self._update_loss_metrics(*self._loss_terms(data, training=False))
+        return self.get_metrics_result()
+
+    def distributed_step(self, data, training: bool = True) -> None:
+        """`train_step` (or `test_step`) without the logs, for custom loops under `strategy.run`.
+
+        Reading metrics is a cross-replica reduction, so a custom loop reads them once per epoch instead.
+        """
+        terms = self._train_terms(data) if training else self._loss_terms(data, training=False)
+        self._update_loss_metrics(*terms)
 
     def get_metrics_result(self):
         results = {}
@@ -164,6 +211,12 @@ class TwoTowerModel(Model):
         return ids if ids.shape.rank == 1 else ids[:, 0]
 
     def compute_loss(self, inputs, training: bool = False):
+        """The task's loss; inside `strategy.run` with several replicas, this replica's share of it.
+
+        With several replicas in sync, each replica scores its queries against the candidates of the
+        whole global batch (all-gathered), so the negatives are those of a single-process run with the
+        same global batch, and the returned share makes the replicas' summed gradients equal that run's.
+        """
         query_embeddings = self.query_tower(inputs["query"], training=training)
         candidate_embeddings = self.candidate_tower(inputs["candidate"], training=training)
         ids = self.candidate_ids(inputs["candidate"])
@@ -177,11 +230,42 @@ class TwoTowerModel(Model):
         elif self.sampling_probability:
             probability = tf.cast(inputs["candidate"][self.sampling_probability], tf.float32)
             options["candidate_sampling_probability"] = tf.reshape(probability, [-1])
+        context = _replica_context()
+        if context is not None:
+            candidate_embeddings, options = self._gather_global_batch(context, candidate_embeddings, options)
         if "negatives" in inputs:
             options.update(self._explicit_negatives(inputs, training))
         if self.negative_sampler is not None and training:
             options.update(self._mixed_negatives(options, training))
-        return self.task(query_embeddings, candidate_embeddings, **options)
+        loss = self.task(query_embeddings, candidate_embeddings, **options)
+        if context is not None and getattr(self.task, "loss_reduction", "sum") == "mean":
+            # The task averaged over this replica's rows; the global mean weighs them by local / global.
+            local = tf.cast(tf.shape(query_embeddings)[0], loss.dtype)
+            total = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+            loss = tf.math.divide_no_nan(loss * local, total)
+        return loss
+
+    def _gather_global_batch(self, context, candidate_embeddings, options):
+        if self.negative_sampler is not None or self.sampling_probability == "estimate":
+            raise ValueError(
+                "`num_mixed_negatives` and `sampling_bias_correction='estimate'` keep per-replica state and "
+                "are not supported with several replicas; use one replica (--distribution default) or "
+                "`sampling_bias_correction='counts'`."
+            )
+        gathered = {"embeddings": candidate_embeddings}
+        if "candidate_ids" in options:
+            ids = options["candidate_ids"]
+            # Collectives carry numbers only: string ids travel as 64-bit fingerprints.
+            gathered["ids"] = tf.strings.to_hash_bucket_fast(ids, 2**63 - 1) if ids.dtype == tf.string else ids
+        if "candidate_sampling_probability" in options:
+            gathered["probability"] = options["candidate_sampling_probability"]
+        gathered = _global_batch_candidates(context, gathered)
+        options = dict(options)
+        if "ids" in gathered:
+            options["candidate_ids"] = gathered["ids"]
+        if "probability" in gathered:
+            options["candidate_sampling_probability"] = gathered["probability"]
+        return gathered["embeddings"], options
 
     def _explicit_negatives(self, inputs, training):
         """Encodes `[B, K]` explicit negatives as one `[B * K]` candidate batch, reshaped to `[B, K, D]`."""

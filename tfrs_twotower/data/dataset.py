@@ -97,6 +97,16 @@ def _shuffled(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
     yield from buffer
 
 
+def _shard_blocks(items: Iterator, index: int, count: int, block: int) -> Iterator:
+    """Block `index` of every `count * block` consecutive items; an incomplete last group is dropped."""
+    group = count * block
+    while True:
+        items_of_group = list(itertools.islice(items, group))
+        if len(items_of_group) < group:
+            return
+        yield from items_of_group[index * block : (index + 1) * block]
+
+
 class _PairBatches:
     """The Python side of `make_dataset`: records of the subset -> shuffled columnar chunks."""
 
@@ -114,6 +124,7 @@ class _PairBatches:
         negatives,
         chunk_records,
         candidate_key=None,
+        shard=None,
     ):
         self.files = files
         self.parser = parser
@@ -128,6 +139,7 @@ class _PairBatches:
         self.negatives = negatives
         self.chunk_records = chunk_records
         self.candidate_key = candidate_key
+        self.shard = shard  # (index, count, batch_size): this worker's block of each global batch
         self._cached: list[tuple[Location, bytes]] | None = None
         self._parse_payload = payload_parser(file_format)
         self._epochs = itertools.count()
@@ -205,6 +217,8 @@ class _PairBatches:
         epoch = next(self._epochs)
         rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
         payloads = _shuffled(self._payloads(), self.shuffle_buffer, rng)
+        if self.shard is not None:
+            payloads = _shard_blocks(payloads, *self.shard)
         parse = self._parse
         while True:
             with gc_paused():
@@ -234,6 +248,7 @@ def make_dataset(
     with_keys: bool = False,
     candidate_key_feature: str | None = None,
     allow_extra_features: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """A streaming dataset of model-input batches of pair records.
 
@@ -254,6 +269,11 @@ def make_dataset(
       with_keys: add `candidate_key`, the positives' corpus keys.
       candidate_key_feature: the Id feature giving the keys, as in `scan` (see `CandidateKey`).
       allow_extra_features: ignore unknown features (must match the scan's setting).
+      shard: `(index, count)`: this input pipeline's part of a `count`-way record sharding. The records
+        keep the unsharded order (same seed) and are grouped in global batches of `count * batch_size`;
+        shard `index` keeps block `index` of each, so shard i's batch b is rows `[i*B, (i+1)*B)` of the
+        unsharded global batch b. Each pass drops its incomplete last global batch, so every shard has
+        the same number of batches. Only the kept records are parsed.
 
     Returns:
       A `tf.data.Dataset` of batches.
@@ -266,6 +286,14 @@ def make_dataset(
     batch_size = _check_int("batch_size", batch_size, 1)
     if seed is not None:
         seed = _check_int("seed", seed, 0)
+    if shard is not None:
+        if not (isinstance(shard, (tuple, list)) and len(shard) == 2):
+            raise ValueError(f"The `shard` parameter must be a pair (index, count). Got {shard!r} instead.")
+        count = _check_int("shard count", shard[1], 1)
+        index = _check_int("shard index", shard[0], 0)
+        if index >= count:
+            raise ValueError(f"The `shard` index must be in [0, {count}). Got {index} instead.")
+        shard = (index, count, batch_size)
     source = _PairBatches(
         files=resolve_paths(paths),
         parser=RecordParser(schema, allow_extra_features),
@@ -279,6 +307,7 @@ def make_dataset(
         negatives=bool(negatives),
         chunk_records=batch_size * max(1, _CHUNK_RECORDS // batch_size),
         candidate_key=CandidateKey(schema, candidate_key_feature) if with_keys else None,
+        shard=shard,
     )
     ds = tf.data.Dataset.from_generator(source, output_signature=source.signature())
     # Chunks hold a whole number of batches (all but the last), so rebatch only slices them.

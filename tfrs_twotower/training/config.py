@@ -19,6 +19,7 @@ from tfrs_twotower.training.validation import Boolean, Interval, OneOf, Text, ch
 
 MAX_HIDDEN_LAYERS = 20
 VERTEX_METRICS = ("auc", "top_k_categorical_accuracy", "precision_at_1")
+DISTRIBUTIONS = ("auto", "default", "mirrored", "multi_worker")
 
 
 def _field(default: Any, help: str, **metadata: Any) -> Any:
@@ -137,6 +138,16 @@ class TrainingConfig:
     loss_reduction: str = _field("sum", "sum (TFRS's default) or mean over the batch.")
     overwrite: bool = _field(False, "Replace the outputs of a finished run in job_dir.")
     verbose: int = _field(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.")
+    distribution: str = _field(
+        "auto",
+        "tf.distribute strategy: auto (TF_CONFIG with several workers: multi_worker; several GPUs: "
+        "mirrored; else default), default, mirrored or multi_worker.",
+    )
+    checkpoint_every_steps: int | None = _field(
+        None,
+        "Also checkpoint every N training steps (not only at each epoch's end); a killed run resumes "
+        "from the step it reached.",
+    )
 
     @property
     def hidden_units(self) -> list[int]:
@@ -164,6 +175,7 @@ class TrainingConfig:
             "eval_steps_per_epoch",
             "gpu_memory_alloc",
             "num_hard_negatives",
+            "checkpoint_every_steps",
         ):
             check_parameter(name, getattr(self, name), Interval(int, 1, None), optional=True)
         for name in ("max_bad_records", "seed", "num_mixed_negatives"):
@@ -183,6 +195,7 @@ class TrainingConfig:
             )
         check_parameter("loss_reduction", self.loss_reduction, OneOf(("sum", "mean")))
         check_parameter("verbose", self.verbose, OneOf((0, 1, 2)))
+        check_parameter("distribution", self.distribution, OneOf(DISTRIBUTIONS))
         for name in (
             "cache_input",
             "l2_normalize",

@@ -60,8 +60,11 @@ class TrainingInputs:
     def record_counts(self) -> dict[str, Any]:
         """Every record read, counted as used (train/eval) or rejected, per input."""
         counts: dict[str, Any] = {}
-        for name, result in (("training", self.train_scan), ("evaluation", self.eval_scan),
-                             ("candidates", self.corpus_scan)):
+        for name, result in (
+            ("training", self.train_scan),
+            ("evaluation", self.eval_scan),
+            ("candidates", self.corpus_scan),
+        ):
             if result is None:
                 continue
             counts[name] = {
@@ -98,9 +101,15 @@ def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str 
     fmt = config.input_file_format
     separate_eval = config.eval_data_path is not None
     train_split = 0.0 if separate_eval else config.eval_split
-    common = {"file_format": fmt, "max_bad_records": config.max_bad_records, "candidate_key_feature": id_feature}
+    common = {
+        "file_format": fmt,
+        "max_bad_records": config.max_bad_records,
+        "candidate_key_feature": id_feature,
+    }
     train_scan = data_lib.scan(config.training_data_path, schema, eval_split=train_split, **common)
-    eval_scan = data_lib.scan(config.eval_data_path, schema, eval_split=0.0, **common) if separate_eval else None
+    eval_scan = (
+        data_lib.scan(config.eval_data_path, schema, eval_split=0.0, **common) if separate_eval else None
+    )
 
     corpus_scan = None
     if config.candidate_data_path is not None:
@@ -114,7 +123,9 @@ def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str 
 
     with_negatives = train_scan.has_negatives
     train_dataset = data_lib.make_dataset(
-        config.training_data_path, schema, fmt,
+        config.training_data_path,
+        schema,
+        fmt,
         subset="all" if separate_eval else "train",
         eval_split=train_split,
         batch_size=config.train_batch_size,
@@ -125,21 +136,46 @@ def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str 
         repeat=config.training_steps_per_epoch is not None,
         negatives=with_negatives,
     )
+    if config.training_steps_per_epoch is None:
+        train_dataset = _with_batches(
+            train_dataset,
+            train_scan.train_count + (train_scan.eval_count if separate_eval else 0),
+            config.train_batch_size,
+        )
     eval_dataset = None
     # Without an Id feature, evaluation batches carry each positive's key (a fingerprint).
     eval_keys = {"with_keys": True} if id_feature is None else {}
     if separate_eval:
         eval_dataset = data_lib.make_dataset(
-            config.eval_data_path, schema, fmt, subset="all", eval_split=0.0,
-            batch_size=config.eval_batch_size, shuffle_buffer=0, skip=eval_scan.skip,
-            cache=config.cache_input, negatives=eval_scan.has_negatives, **eval_keys,
+            config.eval_data_path,
+            schema,
+            fmt,
+            subset="all",
+            eval_split=0.0,
+            batch_size=config.eval_batch_size,
+            shuffle_buffer=0,
+            skip=eval_scan.skip,
+            cache=config.cache_input,
+            negatives=eval_scan.has_negatives,
+            **eval_keys,
         )
     elif config.eval_split > 0 and train_scan.eval_count > 0:
         eval_dataset = data_lib.make_dataset(
-            config.training_data_path, schema, fmt, subset="eval", eval_split=config.eval_split,
-            batch_size=config.eval_batch_size, shuffle_buffer=0, skip=train_scan.skip,
-            cache=config.cache_input, negatives=with_negatives, **eval_keys,
+            config.training_data_path,
+            schema,
+            fmt,
+            subset="eval",
+            eval_split=config.eval_split,
+            batch_size=config.eval_batch_size,
+            shuffle_buffer=0,
+            skip=train_scan.skip,
+            cache=config.cache_input,
+            negatives=with_negatives,
+            **eval_keys,
         )
+    if eval_dataset is not None:
+        eval_records = eval_scan.used_count if separate_eval else train_scan.eval_count
+        eval_dataset = _with_batches(eval_dataset, eval_records, config.eval_batch_size)
     corpus_dataset, corpus_keys = data_lib.make_candidate_dataset(corpus, schema, batch_size=1024)
     if config.cache_input:
         corpus_dataset = corpus_dataset.cache()
@@ -149,7 +185,19 @@ def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str 
             f"for evaluation (eval_split={config.eval_split}). Check the data or lower --eval_split."
         )
     return TrainingInputs(
-        train_scan=train_scan, eval_scan=eval_scan, corpus_scan=corpus_scan, corpus=corpus, schema=schema,
-        id_feature=id_feature, train_dataset=train_dataset, eval_dataset=eval_dataset,
-        corpus_dataset=corpus_dataset, corpus_keys=corpus_keys,
+        train_scan=train_scan,
+        eval_scan=eval_scan,
+        corpus_scan=corpus_scan,
+        corpus=corpus,
+        schema=schema,
+        id_feature=id_feature,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        corpus_dataset=corpus_dataset,
+        corpus_keys=corpus_keys,
     )
+
+
+def _with_batches(dataset: tf.data.Dataset, records: int, batch_size: int) -> tf.data.Dataset:
+    """States the dataset's batch count (known from the scan), so Keras shows progress and plans epochs."""
+    return dataset.apply(tf.data.experimental.assert_cardinality(-(-records // batch_size)))

@@ -29,7 +29,9 @@ from tfrs_twotower.tasks import CandidateFrequencies, CorpusSampler, Retrieval
 from tfrs_twotower.towers import build_towers
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.corpus_evaluation import CorpusEvaluation
+from tfrs_twotower.training.custom_loop import train_with_custom_loop
 from tfrs_twotower.training.devices import configure_gpu_memory
+from tfrs_twotower.training.distribution import Distribution
 from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
 from tfrs_twotower.training.report import top_candidates
@@ -160,9 +162,20 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
     if isinstance(config, dict):
         config = TrainingConfig.from_json(config)
     config.validate()
-    configure_gpu_memory(config.gpu_memory_alloc)
+    configure_gpu_memory(config.gpu_memory_alloc)  # before anything initialises the devices
+    distribution = Distribution(config.distribution)
+    try:
+        return _train(config, callbacks, distribution)
+    finally:
+        distribution.cleanup()
+
+
+def _train(
+    config: TrainingConfig, callbacks: Sequence[keras.callbacks.Callback], distribution: Distribution
+) -> TrainingResult:
     schema = load_schema(config.input_schema_path)
-    job = JobDir(config.job_dir)
+    # Only the chief writes job-dir; other workers write the same outputs to a temporary directory.
+    job = JobDir(distribution.output_dir(config.job_dir))
     resumed = job.prepare(config.to_json(), overwrite=config.overwrite)
     job.write_state("running", config.to_json())
     schema.save(job.schema)
@@ -174,12 +187,15 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
     inputs = prepare_inputs(config, schema, candidate_id_feature(schema, config.candidate_id_feature))
     log(inputs.describe())
     corpus_features = inputs.corpus_features() if config.num_mixed_negatives else None
-    model = build_model(
-        config, schema, inputs.numeric_stats, corpus_features, inputs.train_scan.train_positive_counts
-    )
+    distribution.barrier()  # the chief has prepared job-dir (and its checkpoints) for everyone
+    with distribution.strategy.scope():
+        model = build_model(
+            config, schema, inputs.numeric_stats, corpus_features, inputs.train_scan.train_positive_counts
+        )
+        model(next(iter(inputs.train_dataset.take(1))))  # builds the weights (checkpoints need them)
 
     evaluation = None
-    if inputs.eval_dataset is not None:
+    if inputs.eval_dataset is not None and distribution.is_chief:
         evaluation = CorpusEvaluation(
             schema,
             inputs.eval_dataset,
@@ -189,24 +205,37 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
             ks=config.top_ks,
             max_batches=config.eval_steps_per_epoch,
         )
-    fit_callbacks = [c for c in (evaluation,) if c is not None] + [
-        keras.callbacks.TensorBoard(job.tensorboard),
-        keras.callbacks.BackupAndRestore(job.checkpoints),
-        *callbacks,
-    ]
-    model(next(iter(inputs.train_dataset.take(1))))  # builds the weights (checkpoints need them)
     if resumed:
         log(f"Resuming the interrupted run in {config.job_dir} from its last checkpoint.")
-    history = model.fit(
-        inputs.train_dataset,
-        epochs=config.num_epochs,
-        steps_per_epoch=config.training_steps_per_epoch,
-        validation_data=inputs.eval_dataset,
-        validation_steps=config.eval_steps_per_epoch,
-        callbacks=fit_callbacks,
-        verbose=config.verbose,
-        shuffle=False,  # the dataset shuffles itself
-    )
+    if distribution.uses_custom_loop or config.checkpoint_every_steps is not None:
+        # Multi-worker runs, and step-level checkpoints, need the custom loop (see custom_loop.py).
+        logs = train_with_custom_loop(
+            config, model, inputs, distribution, job.checkpoints, JobDir(config.job_dir).checkpoints,
+            callbacks=[c for c in (evaluation,) if c is not None]
+            + [keras.callbacks.TensorBoard(job.tensorboard), *callbacks],
+        )
+        distribution.barrier()  # every worker is done with the chief's checkpoints
+        if tf.io.gfile.exists(job.checkpoints):
+            tf.io.gfile.rmtree(job.checkpoints)  # as BackupAndRestore does when training ends
+    else:
+        fit_callbacks = [c for c in (evaluation,) if c is not None] + [
+            keras.callbacks.TensorBoard(job.tensorboard),
+            keras.callbacks.BackupAndRestore(job.checkpoints),
+            *callbacks,
+        ]
+        history = model.fit(
+            inputs.train_dataset,
+            epochs=config.num_epochs,
+            steps_per_epoch=config.training_steps_per_epoch,
+            validation_data=inputs.eval_dataset,
+            validation_steps=config.eval_steps_per_epoch,
+            callbacks=fit_callbacks,
+            verbose=config.verbose,
+            shuffle=False,  # the dataset shuffles itself
+        )
+        logs = [
+            {k: float(v[i]) for k, v in history.history.items() if i < len(v)} for i in range(len(history.epoch))
+        ]
     train_seconds = time.perf_counter() - started
 
     paths = {
@@ -219,10 +248,7 @@ def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Cal
     paths.update(write_embeddings(job.embeddings, inputs.corpus_keys, embeddings))
     paths.update(export_retrieval_models(job.root, model.query_tower, schema=schema))  # job-dir/index/
 
-    per_epoch = [
-        {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items() if i < len(v)}}
-        for i in range(len(history.epoch))
-    ]
+    per_epoch = [{"epoch": i + 1, **epoch_logs} for i, epoch_logs in enumerate(logs)]
     final = {k: v for k, v in per_epoch[-1].items() if k != "epoch"} if per_epoch else {}
     counts = inputs.record_counts()
     _write_json(job.metrics, {"final": final, "per_epoch": per_epoch, "train_seconds": round(train_seconds, 3)})
