@@ -76,3 +76,12 @@ def test_no_projection_needs_matching_width():
 def test_tower_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_towers(SCHEMA, **kwargs)
+
+
+def test_numeric_stats_straight_from_a_scan():
+    from tfrs_twotower.data import NumericStats
+
+    encoder = FeatureEncoder(SCHEMA, "query", numeric_stats={"age": NumericStats(count=3, mean=30.0, variance=4.0)})
+    assert encoder.numeric_stats == {"age": (30.0, 4.0)}
+    query_tower, _ = build_towers(SCHEMA, numeric_stats={"query": {"age": NumericStats(3, 30.0, 4.0)}})
+    assert query_tower.feature_encoder.numeric_stats == {"age": (30.0, 4.0)}

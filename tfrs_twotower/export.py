@@ -61,6 +61,12 @@ def export_encoder(tower: keras.layers.Layer, schema: Any, side: str, path: str)
 
     Saved with `tf.saved_model.save` rather than `keras.export.ExportArchive`, which stores every
     variable twice (a model twice the size).
+
+    Example:
+    >>> path = export_encoder(model.query_tower, schema, "query", "out/query_model")  # doctest: +SKIP
+    >>> serve = tf.saved_model.load(path).signatures["serving_default"]  # doctest: +SKIP
+    >>> serve(user_id=tf.constant(["u1"]), age=tf.constant([[31.0]]))["encoding"].shape  # doctest: +SKIP
+    TensorShape([1, 64])
     """
     module = _Encoder(tower, side_signature(schema, side))
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
@@ -97,7 +103,13 @@ def write_embeddings(directory: str, ids: Sequence[str], embeddings: np.ndarray)
 
 
 def read_embeddings(directory: str) -> tuple[list[str], np.ndarray]:
-    """Reads what `write_embeddings` wrote: (ids, float32 [N, D])."""
+    """Reads what `write_embeddings` wrote: (ids, float32 [N, D]).
+
+    Example:
+    >>> ids, embeddings = read_embeddings("job-dir/candidate_embeddings")  # doctest: +SKIP
+    >>> len(ids) == embeddings.shape[0]  # doctest: +SKIP
+    True
+    """
     with tf.io.gfile.GFile(os.path.join(directory, "embeddings.npy"), "rb") as f:
         embeddings = np.load(f)
     with tf.io.gfile.GFile(os.path.join(directory, "ids.txt"), "r") as f:

@@ -27,9 +27,12 @@ def _global_batch_candidates(context, candidates: dict[str, Any]) -> dict[str, A
     sizes = context.all_gather(tf.reshape(local, [1]), axis=0)
     start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     end = start + local
-    total = tf.reduce_sum(sizes)
-    order = tf.concat([tf.range(start, end), tf.range(0, start), tf.range(end, total)], axis=0)
-    return {name: tf.gather(context.all_gather(value, axis=0), order) for name, value in candidates.items()}
+    out = {}
+    for name, value in candidates.items():
+        gathered = context.all_gather(value, axis=0)
+        # Slices, not tf.gather: all_gather's gradient all-reduces, which needs dense (not sparse) gradients.
+        out[name] = tf.concat([gathered[start:end], gathered[:start], gathered[end:]], axis=0)
+    return out
 
 
 class Model(keras.Model):
@@ -239,10 +242,12 @@ class TwoTowerModel(Model):
             options.update(self._mixed_negatives(options, training))
         loss = self.task(query_embeddings, candidate_embeddings, **options)
         if context is not None and getattr(self.task, "loss_reduction", "sum") == "mean":
-            # The task averaged over this replica's rows; the global mean weighs them by local / global.
+            # The task averaged over this replica's rows, and Keras's mean reduction already divided that
+            # by the number of replicas (assuming equal local batches). The global mean weighs each
+            # replica's mean by its rows instead: local / global.
             local = tf.cast(tf.shape(query_embeddings)[0], loss.dtype)
             total = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
-            loss = tf.math.divide_no_nan(loss * local, total)
+            loss = tf.math.divide_no_nan(loss * context.num_replicas_in_sync * local, total)
         return loss
 
     def _gather_global_batch(self, context, candidate_embeddings, options):

@@ -41,7 +41,15 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
 class SchemaError(ValueError):
-    """A schema with one or more problems; `problems` lists them, each starting with its JSON path."""
+    """A schema with one or more problems; `problems` lists them, each starting with its JSON path.
+
+    Example:
+    >>> try:
+    ...     load_schema({"query": {"u": {"feature_type": "Id"}}, "candidate": {}})
+    ... except SchemaError as e:
+    ...     print(len(e.problems) >= 1, e.problems[0].startswith("query.u"))
+    True True
+    """
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
@@ -66,6 +74,13 @@ class FeatureSpec:
       embedding_module: Text only, the text encoder (None: the default offline preset).
       length: Vector only, the vector's length.
       embedding_dim: Id and Categorical, the embedding width (None: chosen from the bucket/vocab size).
+
+    Example:
+    >>> schema = load_schema({"query": {"q": {"feature_type": "Text"}},
+    ...                       "candidate": {"v": {"feature_type": "Vector", "config": {"length": 4}}}})
+    >>> spec = schema.feature("candidate", "v")
+    >>> spec.path, spec.feature_type, spec.length
+    ('candidate.v', 'Vector', 4)
     """
 
     name: str
@@ -107,7 +122,16 @@ class FeatureSpec:
 
 @dataclasses.dataclass(frozen=True)
 class InputSchema:
-    """The validated schema: a tuple of `FeatureSpec` per side, in the file's order."""
+    """The validated schema: a tuple of `FeatureSpec` per side, in the file's order.
+
+    Made by `load_schema` (from a path or a dict); `side(name)` and `feature(side, name)` look features up.
+
+    Example:
+    >>> schema = load_schema({"query": {"age": {"feature_type": "Numeric"}},
+    ...                       "candidate": {"item": {"feature_type": "Id", "config": {"num_buckets": 10}}}})
+    >>> schema.feature("candidate", "item").num_buckets
+    10
+    """
 
     query: tuple[FeatureSpec, ...]
     candidate: tuple[FeatureSpec, ...]
@@ -141,6 +165,13 @@ def load_schema(schema: str | Mapping[str, Any] | InputSchema) -> InputSchema:
     Raises:
       SchemaError: listing every problem found, each with its JSON path.
       FileNotFoundError: when the path does not exist.
+
+    Example:
+    >>> schema = load_schema({"query": {"user_id": {"feature_type": "Id", "config": {"num_buckets": 100}}},
+    ...                       "candidate": {"genres": {"feature_type": "Categorical",
+    ...                                                "config": {"vocab": ["Comedy", "Drama"]}}}})
+    >>> [(spec.name, spec.feature_type) for spec in schema.candidate]
+    [('genres', 'Categorical')]
     """
     if isinstance(schema, InputSchema):
         return schema

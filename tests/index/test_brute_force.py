@@ -113,3 +113,12 @@ def test_errors(corpus):
         BruteForce(k=0)
     with pytest.raises(TypeError, match="`exclusions` dtype must match"):
         BruteForce().index(x, str_ids).query_with_exclusions(q, np.zeros((len(q), 1), np.int64))
+
+
+def test_reindex_same_shape_updates_traced_functions():
+    index = BruteForce(k=1).index(np.eye(3, dtype="float32"), np.array([b"a", b"b", b"c"]))
+    search = tf.function(lambda q: index(q))
+    query = np.array([[1.0, 0.0, 0.0]], "float32")
+    assert search(query)[1].numpy().tolist() == [[b"a"]]
+    index.index(np.eye(3, dtype="float32")[::-1].copy(), np.array([b"x", b"y", b"z"]))
+    assert search(query)[1].numpy().tolist() == [[b"z"]]  # the traced function reads the new index

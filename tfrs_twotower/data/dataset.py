@@ -276,7 +276,20 @@ def make_dataset(
         the same number of batches. Only the kept records are parsed.
 
     Returns:
-      A `tf.data.Dataset` of batches.
+      A `tf.data.Dataset` of batches: `{"query": {name: tensor}, "candidate": {name: tensor}}` in the
+      model-input format of docs/architecture.md (plus `weight`, `negatives`, `candidate_key` on request).
+
+    Example:
+    >>> import json, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.jsonl")
+    >>> with open(path, "w") as f:
+    ...     f.writelines(json.dumps({"query": {"user": f"u{i}"}, "candidate": {"item": f"i{i}"}}) + "\\n"
+    ...                  for i in range(5))
+    >>> schema = {"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
+    ...           "candidate": {"item": {"feature_type": "Id", "config": {"num_buckets": 10}}}}
+    >>> batch = next(iter(make_dataset(path, schema, subset="all", batch_size=4, seed=0)))
+    >>> batch["query"]["user"].shape, batch["candidate"]["item"].dtype.name
+    (TensorShape([4]), 'string')
     """
     schema = load_schema(schema)
     if subset not in SUBSETS:
@@ -329,6 +342,12 @@ def make_candidate_dataset(
 
     Returns:
       `(dataset, keys)`: the batches in corpus order, and the keys in the same order.
+
+    Example:
+    >>> from tfrs_twotower.data import scan
+    >>> result = scan("sample/train.jsonl", "sample/schema.json")  # doctest: +SKIP
+    >>> corpus_ds, keys = make_candidate_dataset(result.corpus, "sample/schema.json")  # doctest: +SKIP
+    >>> embeddings = np.concatenate([candidate_tower(batch) for batch in corpus_ds])  # doctest: +SKIP
     """
     schema = load_schema(schema)
     batch_size = _check_int("batch_size", batch_size, 1)

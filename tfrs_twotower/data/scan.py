@@ -201,6 +201,18 @@ def scan(
     Raises:
       TooManyBadRecordsError: with more than `max_bad_records` bad records.
       FileNotFoundError: when a part of `paths` matches no file.
+
+    Example:
+    >>> import json, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "pairs.jsonl")
+    >>> with open(path, "w") as f:
+    ...     f.writelines(json.dumps({"query": {"age": [20.0 + i]}, "candidate": {"item": f"i{i % 3}"}})
+    ...                  + "\\n" for i in range(10))
+    >>> schema = {"query": {"age": {"feature_type": "Numeric"}},
+    ...           "candidate": {"item": {"feature_type": "Id", "config": {"num_buckets": 10}}}}
+    >>> result = scan(path, schema, eval_split=0.0)
+    >>> result.train_count, len(result.corpus), result.numeric_stats["query"]["age"].mean
+    (10, 3, 24.5)
     """
     schema = load_schema(schema)
     parser = RecordParser(schema, allow_extra_features)

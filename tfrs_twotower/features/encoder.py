@@ -38,6 +38,13 @@ def make_feature_encoder(spec: FeatureSpec, numeric_stats: tuple[float, float] |
     raise ValueError(f"Unknown feature type {spec.feature_type!r} for `{spec.path}`.")
 
 
+def _mean_and_variance(stats: Any) -> tuple[float, float]:
+    if hasattr(stats, "mean") and hasattr(stats, "variance"):
+        return float(stats.mean), float(stats.variance)
+    mean, variance = stats
+    return float(mean), float(variance)
+
+
 @keras.saving.register_keras_serializable(package="tfrs_twotower")
 class FeatureEncoder(keras.layers.Layer):
     """Encodes a side's raw features (a dict keyed by feature name) into one float32 vector.
@@ -48,8 +55,9 @@ class FeatureEncoder(keras.layers.Layer):
     Args:
       schema: the input schema (path, dict or `InputSchema`).
       side: "query" or "candidate".
-      numeric_stats: `{feature name: (mean, variance)}` for the side's Numeric features, as computed on
-        the training data (`tfrs_twotower.data.scan`); features left out start at (0, 1) until `adapt()`.
+      numeric_stats: `{feature name: (mean, variance)}` (or objects with `mean` and `variance`, such as
+        `scan(...).numeric_stats[side]`) for the side's Numeric features, computed on the training data;
+        features left out start at (0, 1) until `adapt()`.
 
     Call arguments:
       features: `{name: tensor}` in the model-input format of docs/architecture.md. Extra keys are ignored.
@@ -80,7 +88,7 @@ class FeatureEncoder(keras.layers.Layer):
         unknown = sorted(set(stats) - {s.name for s in self.specs if s.feature_type == "Numeric"})
         if unknown:
             raise ValueError(f"`numeric_stats` names {unknown}, which are not Numeric features of the {side} side.")
-        self.numeric_stats = {k: (float(v[0]), float(v[1])) for k, v in stats.items()}
+        self.numeric_stats = {k: _mean_and_variance(v) for k, v in stats.items()}
         self.supports_jit = False
         self.encoders = {s.name: make_feature_encoder(s, self.numeric_stats.get(s.name)) for s in self.specs}
 

@@ -49,7 +49,12 @@ class BruteForce(TopK):
         self._candidates = None  # tf.Variable [capacity, dim]; rows >= num_candidates unused
 
     def _index(self, candidates, identifiers) -> None:
-        self._candidates = tf.Variable(candidates, trainable=False, name="candidates")
+        # Same shape: update in place, so functions traced over the old index (a compiled `evaluate`
+        # with FactorizedTopK) read the new candidates.
+        if self._candidates is not None and self._candidates.shape == candidates.shape:
+            self._candidates.assign(tf.cast(candidates, self._candidates.dtype))
+        else:
+            self._candidates = tf.Variable(candidates, trainable=False, name="candidates")
         self._set_identifiers(identifiers)
         self._num_candidates, self._dim = int(candidates.shape[0]), int(candidates.shape[1])
 

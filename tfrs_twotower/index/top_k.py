@@ -58,7 +58,9 @@ class TopK(keras.layers.Layer, abc.ABC):
         """Builds the index from candidate embeddings `[n, dim]` and optional identifiers `[n]`.
 
         Identifiers may be strings or integers; without them, results carry row positions (int32).
-        Calling it again replaces the index. Returns self.
+        Calling it again replaces the index; with the same number of candidates (BruteForce) the
+        variables are updated in place, so functions traced over the index see the new candidates.
+        Returns self.
         """
         candidates = tf.convert_to_tensor(candidates)
         if candidates.shape.rank != 2:
@@ -101,6 +103,15 @@ class TopK(keras.layers.Layer, abc.ABC):
     def _index_dataset(self, dataset: tf.data.Dataset) -> None: ...
 
     def _set_identifiers(self, identifiers) -> None:
+        current = self._identifiers
+        if (
+            identifiers is not None
+            and current is not None
+            and current.shape == identifiers.shape
+            and current.dtype == identifiers.dtype
+        ):
+            current.assign(identifiers)  # in place, as the embeddings (see BruteForce._index)
+            return
         self._identifiers = (
             None if identifiers is None else tf.Variable(identifiers, trainable=False, name="identifiers")
         )

@@ -53,14 +53,19 @@ class CorpusEvaluation(keras.callbacks.Callback):
         self.ks = tuple(ks)
         self.max_batches = max_batches
         self.last_results: dict[str, float] = {}
+        self._encoders = None
 
     def evaluate(self) -> dict[str, float]:
         """Encodes the corpus and the evaluation queries and returns the metrics (no `val_` prefix)."""
-        model = self.model
-        candidates = encode_batches(
-            encoder_function(model.candidate_tower, self.schema, "candidate"), self.corpus_batches
-        )
-        encode_query = encoder_function(model.query_tower, self.schema, "query")
+        if self._encoders is None or self._encoders[0] is not self.model:
+            # Traced once per model, not once per epoch.
+            self._encoders = (
+                self.model,
+                encoder_function(self.model.candidate_tower, self.schema, "candidate"),
+                encoder_function(self.model.query_tower, self.schema, "query"),
+            )
+        _, encode_candidate, encode_query = self._encoders
+        candidates = encode_batches(encode_candidate, self.corpus_batches)
         queries, rows = [], []
         for i, batch in enumerate(self.eval_batches):
             if self.max_batches is not None and i >= self.max_batches:

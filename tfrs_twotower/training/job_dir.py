@@ -2,7 +2,8 @@
 
 A run writes `run_state.json` first (`"status": "running"` with the resolved config) and marks it
 `"complete"` at the end. Re-running with:
-- the same config after an interrupted run: resumes from the last epoch checkpoint;
+- the same config after an interrupted run: resumes from the last checkpoint (also with `overwrite`, so a
+  restarted job with identical arguments resumes);
 - a finished run in job_dir: refuses, unless `overwrite` (then the old outputs are removed);
 - a different config: refuses, naming the fields that differ.
 
@@ -82,6 +83,15 @@ class JobDir:
                 self.clear()
             tf.io.gfile.makedirs(self.root)
             return False
+        previous = state.get("config", {})
+        changed = sorted(
+            key for key in set(previous) | set(config)
+            if key not in _RESUMABLE_CHANGES and previous.get(key) != config.get(key)
+        )
+        if state.get("status") != "complete" and not changed:
+            # The same job started again (a restart after a crash or preemption, with the same arguments,
+            # --overwrite included): resume it rather than start over.
+            return True
         if overwrite:
             self.clear()
             tf.io.gfile.makedirs(self.root)
@@ -91,11 +101,6 @@ class JobDir:
                 f"job_dir {self.root} holds a finished run. Use a new --job-dir, or pass --overwrite to "
                 "replace its outputs."
             )
-        previous = state.get("config", {})
-        changed = sorted(
-            key for key in set(previous) | set(config)
-            if key not in _RESUMABLE_CHANGES and previous.get(key) != config.get(key)
-        )
         if changed:
             raise JobDirError(
                 f"job_dir {self.root} holds an interrupted run with other settings ({', '.join(changed)} "

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.data import make_dataset
 from tfrs_twotower.export import encode_batches, encoder_function, export_encoder, write_embeddings
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
@@ -35,6 +36,7 @@ from tfrs_twotower.training.distribution import Distribution
 from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
 from tfrs_twotower.training.report import top_candidates
+from tfrs_twotower.training.sharded_inputs import train_dataset_args
 
 
 @dataclasses.dataclass
@@ -188,11 +190,11 @@ def _train(
     log(inputs.describe())
     corpus_features = inputs.corpus_features() if config.num_mixed_negatives else None
     distribution.barrier()  # the chief has prepared job-dir (and its checkpoints) for everyone
-    with distribution.strategy.scope():
+    with distribution.scope():
         model = build_model(
             config, schema, inputs.numeric_stats, corpus_features, inputs.train_scan.train_positive_counts
         )
-        model(next(iter(inputs.train_dataset.take(1))))  # builds the weights (checkpoints need them)
+        model(_first_batch(config, inputs))  # builds the weights (checkpoints need them)
 
     evaluation = None
     if inputs.eval_dataset is not None and distribution.is_chief:
@@ -251,7 +253,10 @@ def _train(
     per_epoch = [{"epoch": i + 1, **epoch_logs} for i, epoch_logs in enumerate(logs)]
     final = {k: v for k, v in per_epoch[-1].items() if k != "epoch"} if per_epoch else {}
     counts = inputs.record_counts()
-    _write_json(job.metrics, {"final": final, "per_epoch": per_epoch, "train_seconds": round(train_seconds, 3)})
+    _write_json(job.metrics, {
+        "final": final, "per_epoch": per_epoch, "train_seconds": round(train_seconds, 3),
+        "train_steps": int(model.optimizer.iterations.numpy()),
+    })
     _write_json(job.record_counts, counts)
     paths.update({"metrics": job.metrics, "record_counts": job.record_counts, "config": job.config,
                   "tensorboard": job.tensorboard, "schema": job.schema})
@@ -261,6 +266,13 @@ def _train(
         model=model, config=config, schema=schema, metrics=final, history=per_epoch, record_counts=counts,
         paths=paths, candidate_ids=list(inputs.corpus_keys), candidate_embeddings=embeddings, example=example,
     )
+
+
+def _first_batch(config: TrainingConfig, inputs) -> dict[str, Any]:
+    """A small training batch read from a dataset of its own: iterating `inputs.train_dataset` would use
+    up its first shuffle, and the training order would then depend on the driver."""
+    args = {**train_dataset_args(config, inputs), "batch_size": 8, "shuffle_buffer": 0}
+    return next(iter(make_dataset(**args).take(1)))
 
 
 def _example_query(model: TwoTowerModel, inputs, embeddings: np.ndarray, k: int = 5) -> dict[str, Any] | None:

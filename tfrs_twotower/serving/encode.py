@@ -1,0 +1,165 @@
+"""`encode_documents`: batch-encode query or candidate documents with a job-dir's exported encoders.
+
+Reads documents (see `documents`: plain `{name: value}` lines, Vertex instances `{"data", "key"}`, or
+TFRecord), encodes them with the SavedModel `<job-dir>/<side>_model` (not with in-memory code), and writes:
+
+- `PREFIX.jsonl`: `{"id": ..., "embedding": [...]}` per plain document (the Vertex AI Vector Search /
+  Matching Engine input format), `{"key": ..., "encoding": [...]}` per Vertex instance (the form of
+  Vertex's prediction output);
+- `PREFIX.npy`: float32 `[N, output_dim]`, the rows in input order;
+- `PREFIX.ids.txt`: the ids (instance keys), one a line, in the same order.
+
+A plain document's id is the value of `id_feature` (default: for candidates the job's candidate id
+feature, else the side's first Id feature). With no Id feature, a candidate's id is the corpus key of
+training (a fingerprint of its features) and a query's id is its 1-based position in the input.
+
+Example:
+>>> result = encode_documents("job-dir", "candidate", "candidates.jsonl", "out/items")  # doctest: +SKIP
+>>> result.paths["npy"], result.num_documents  # doctest: +SKIP
+('out/items.npy', 400)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_twotower.data.batching import side_columns
+from tfrs_twotower.data.corpus import CandidateKey
+from tfrs_twotower.data.records import RecordParser
+from tfrs_twotower.schema import InputSchema, load_schema
+from tfrs_twotower.serving.documents import Document, read_documents
+from tfrs_twotower.serving.encoder import SavedModelEncoder, check_side, load_encoder
+from tfrs_twotower.serving.instances import columns_to_tensors
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeResult:
+    """What `encode_documents` wrote: `paths` ("jsonl", "npy", "ids"), the counts and the width."""
+
+    paths: dict[str, str]
+    num_documents: int
+    num_instances: int
+    dim: int
+
+
+def job_schema(job_dir: str) -> InputSchema:
+    path = os.path.join(job_dir, "schema.json")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} is missing. Pass a job-dir written by `tfrs-twotower train`.")
+    return load_schema(path)
+
+
+def id_function(
+    job_dir: str, schema: InputSchema, side: str, id_feature: str | None
+) -> Callable[[Document, int], str]:
+    """`(document, position) -> id` of plain documents, per the rule in the module docstring."""
+    id_features = [s.name for s in schema.side(side) if s.feature_type == "Id"]
+    if id_feature is not None and id_feature not in id_features:
+        raise ValueError(
+            f"The `id_feature` parameter must name an Id feature of the {side} side "
+            f"({', '.join(id_features) or 'it has none; leave it unset'}). Got {id_feature!r} instead."
+        )
+    if side == "candidate":
+        if id_feature is None:
+            id_feature = _configured_candidate_id(job_dir)
+        key = CandidateKey(schema, id_feature)
+        return lambda doc, position: key(doc.features)
+    name = id_feature or (id_features[0] if id_features else None)
+    if name is None:
+        return lambda doc, position: str(position + 1)
+    return lambda doc, position: doc.features[name]
+
+
+def encode_documents(
+    job_dir: str,
+    side: str,
+    input_path: str,
+    output_prefix: str,
+    file_format: str = "jsonl",
+    id_feature: str | None = None,
+    batch_size: int = 1024,
+) -> EncodeResult:
+    """Encodes the `side` documents of `input_path` and writes PREFIX.jsonl/.npy/.ids.txt.
+
+    Args:
+        job_dir: a job-dir written by `tfrs-twotower train` (schema.json, `<side>_model/`).
+        side: "query" or "candidate".
+        input_path: a path spec (file, directory, glob, comma-separated list) of documents.
+        output_prefix: where to write; the folder is created.
+        file_format: "jsonl" or "tfrecord".
+        id_feature: the Id feature whose value is a plain document's id.
+        batch_size: documents per encoder call.
+
+    Raises:
+        BadRecordError: for a document that does not match the schema (file, line, side, feature).
+    """
+    check_side(side)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"The `batch_size` parameter must be an int in [1, inf). Got {batch_size!r} instead."
+        )
+    schema = job_schema(job_dir)
+    encoder = load_encoder(job_dir, side)
+    document_id = id_function(job_dir, schema, side, id_feature)
+    documents = read_documents(input_path, RecordParser(schema), side, file_format)
+    paths = {
+        "jsonl": f"{output_prefix}.jsonl",
+        "npy": f"{output_prefix}.npy",
+        "ids": f"{output_prefix}.ids.txt",
+    }
+    parent = os.path.dirname(output_prefix)
+    if parent:
+        tf.io.gfile.makedirs(parent)
+    parts, ids, instances = [], [], 0
+    with tf.io.gfile.GFile(paths["jsonl"], "w") as out:
+        for batch in _batches(documents, batch_size):
+            embeddings = encode_batch(encoder, schema, side, [doc.features for doc in batch])
+            for doc, row in zip(batch, embeddings, strict=True):
+                vector = [round(float(x), 7) for x in row]
+                if doc.instance:
+                    instances += 1
+                    key = doc.key if doc.key is not None else document_id(doc, len(ids))
+                    line = {"key": key, "encoding": vector}
+                else:
+                    key = document_id(doc, len(ids))
+                    line = {"id": key, "embedding": vector}
+                ids.append(key)
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            parts.append(embeddings)
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, encoder.output_dim), np.float32)
+    with tf.io.gfile.GFile(paths["npy"], "wb") as f:
+        np.save(f, embeddings)
+    with tf.io.gfile.GFile(paths["ids"], "w") as f:
+        f.write("".join(f"{i}\n" for i in ids))
+    return EncodeResult(paths, len(ids), instances, int(embeddings.shape[1]))
+
+
+def encode_batch(encoder: SavedModelEncoder, schema: InputSchema, side: str, docs: list[dict]) -> np.ndarray:
+    """float32 `[len(docs), dim]` for normalised documents, padded as training batches are."""
+    tensors = columns_to_tensors(schema, side, side_columns(schema.side(side), docs))
+    return encoder(tensors).numpy().astype(np.float32)
+
+
+def _batches(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for doc in documents:
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _configured_candidate_id(job_dir: str) -> str | None:
+    path = os.path.join(job_dir, "config.json")
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f).get("candidate_id_feature")

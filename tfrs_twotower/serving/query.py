@@ -1,0 +1,116 @@
+"""`Retriever`: top-k candidates of a job-dir for query documents (what `tfrs-twotower query` runs).
+
+It serves `job-dir/index/<flavour>` (the exported retrieval SavedModel) when that holds at least k
+results; otherwise (no index exported, or a larger k) it builds the index in memory from the exported
+query encoder and `candidate_embeddings/`, with the same code that exports it.
+
+Example:
+>>> retriever = Retriever("job-dir", flavour="brute_force", k=5)  # doctest: +SKIP
+>>> doc = {"user_id": "u1", "age": 31, "country": "US", "interests": "yoga", "taste": [0.0] * 8}
+>>> retriever([doc])  # doctest: +SKIP
+[[('item_00191', 2.2767), ...]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator, Sequence
+
+import tensorflow as tf
+
+from tfrs_twotower.data.batching import side_columns
+from tfrs_twotower.data.jsonl import decode_line
+from tfrs_twotower.data.records import Location, RecordParser
+from tfrs_twotower.export import EMBEDDINGS_DIR, read_embeddings, side_signature
+from tfrs_twotower.index.top_k import check_k
+from tfrs_twotower.serving.documents import Document, parse_document
+from tfrs_twotower.serving.encode import job_schema
+from tfrs_twotower.serving.encoder import load_encoder
+from tfrs_twotower.serving.instances import columns_to_tensors
+from tfrs_twotower.serving.retrieval_export import FLAVOURS, RetrievalModule, build_index, index_path
+
+
+class Retriever:
+    """The top-k candidates of `job_dir` for query documents.
+
+    Args:
+        job_dir: a job-dir written by `tfrs-twotower train`.
+        flavour: "brute_force" (exact) or "scann" (approximate).
+        k: the number of results per query.
+
+    Call arguments:
+        documents: query documents `{name: value}` (training value forms), or `Document`s.
+
+    Returns:
+        One list of `(candidate id, score)` per document, best first.
+
+    Attributes:
+        source: the exported SavedModel's path, or "in-memory" when the index was built here.
+    """
+
+    def __init__(self, job_dir: str, flavour: str = "brute_force", k: int = 10):
+        if flavour not in FLAVOURS:
+            raise ValueError(
+                f"The `flavour` parameter must be one of {', '.join(FLAVOURS)}. Got {flavour!r} instead."
+            )
+        self.flavour = flavour
+        self.k = check_k(k)
+        self.job_dir = job_dir
+        self.schema = job_schema(job_dir)
+        self.parser = RecordParser(self.schema)
+        path = index_path(job_dir, self.flavour)
+        self._serve = None
+        if tf.saved_model.contains_saved_model(path):
+            if self.flavour == "scann":
+                import scann  # noqa: F401  (registers the ScaNN ops the SavedModel uses)
+            serve = tf.saved_model.load(path).signatures["serving_default"]
+            exported_k = serve.structured_outputs["ids"].shape[-1]
+            num_candidates = len(read_embeddings(os.path.join(job_dir, EMBEDDINGS_DIR))[0])
+            if exported_k is not None and exported_k >= min(self.k, num_candidates):
+                self._serve, self.source = (lambda features: serve(**features)), path
+        if self._serve is None:
+            ids, embeddings = read_embeddings(os.path.join(job_dir, EMBEDDINGS_DIR))
+            index = build_index(self.flavour, load_encoder(job_dir, "query"), ids, embeddings, self.k)
+            self._serve = RetrievalModule(index, side_signature(self.schema, "query")).serve
+            self.source = "in-memory"
+
+    def __call__(self, documents: Sequence[dict[str, Any] | Document]) -> list[list[tuple[str, float]]]:
+        docs = [
+            d.features
+            if isinstance(d, Document)
+            else parse_document(d, Location("<query>", i), self.parser, "query").features
+            for i, d in enumerate(documents)
+        ]
+        if not docs:
+            return []
+        features = columns_to_tensors(self.schema, "query", side_columns(self.schema.query, docs))
+        out = self._serve(features)
+        ids, scores = out["ids"].numpy()[:, : self.k], out["scores"].numpy()[:, : self.k]
+        return [
+            [(i.decode("utf-8"), float(s)) for i, s in zip(row_ids, row_scores, strict=True)]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+
+
+def parse_queries(text: str, parser: RecordParser, source: str) -> Iterator[Document]:
+    """Query documents from text: one JSON document, a JSON list of them, or JSON Lines.
+
+    Each document is plain (`{name: value}`) or a Vertex instance (`{"data": ..., "key": ...}`).
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError(f'{source}: no query document; pass one as JSON, e.g. \'{{"user_id": "u1", ...}}\'.')
+    try:
+        whole = json.loads(stripped)
+    except json.JSONDecodeError:  # not one JSON value: JSON Lines
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        for index, (n, line) in enumerate(lines):
+            location = Location(source, index, n)
+            yield parse_document(decode_line(line.encode("utf-8"), location), location, parser, "query")
+        return
+    objs = whole if isinstance(whole, list) else [whole]
+    for index, obj in enumerate(objs):
+        yield parse_document(
+            obj, Location(source, index, None if isinstance(whole, list) else 1), parser, "query"
+        )
