@@ -93,7 +93,7 @@ class Model(keras.Model):
         variables = self.trainable_variables
         gradients = tape.gradient(total, variables)
         self.optimizer.apply_gradients(
-            [(g, v) for g, v in zip(gradients, variables) if g is not None]
+            [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
         )
         return loss, regularization, total
 
@@ -261,7 +261,9 @@ class TwoTowerModel(Model):
         if "candidate_ids" in options:
             ids = options["candidate_ids"]
             # Collectives carry numbers only: string ids travel as 64-bit fingerprints.
-            gathered["ids"] = tf.strings.to_hash_bucket_fast(ids, 2**63 - 1) if ids.dtype == tf.string else ids
+            if ids.dtype == tf.string:
+                ids = tf.strings.to_hash_bucket_fast(ids, 2**63 - 1)
+            gathered["ids"] = ids
         if "candidate_sampling_probability" in options:
             gathered["probability"] = options["candidate_sampling_probability"]
         gathered = _global_batch_candidates(context, gathered)

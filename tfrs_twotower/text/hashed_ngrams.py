@@ -8,7 +8,9 @@ import tensorflow as tf
 _NON_WORD = r"[^\p{L}\p{N}]+"
 _BOUNDARY_START = "<"
 _BOUNDARY_END = ">"
-_SHIFTS = tf.constant([7, 6, 5, 4, 3, 2, 1, 0], tf.uint8)
+# numpy, not tf.constant: an import must not initialise TensorFlow (collectives and GPU memory settings
+# can only be configured before that).
+_SHIFTS = np.array([7, 6, 5, 4, 3, 2, 1, 0], np.uint8)
 
 
 def _check_int(name: str, value, low: int, high: int) -> int:

@@ -13,7 +13,7 @@ they are the same batches) and ends after the same number of steps as an uninter
 `BackupAndRestore(save_freq=N)` semantics).
 
 Example:
->>> loop = CustomLoop(model, strategy, checkpoint_dir="job/checkpoints", checkpoint_every_steps=100)  # doctest: +SKIP
+>>> loop = CustomLoop(model, strategy, "job/checkpoints", checkpoint_every_steps=100)  # doctest: +SKIP
 >>> history = loop.fit(train_fn, epochs=3, steps_per_epoch=40, callbacks=[...])  # doctest: +SKIP
 """
 
@@ -101,14 +101,15 @@ class CustomLoop:
         start = self.restore()
         first_epoch, first_step = divmod(start, steps_per_epoch)
         if start and verbose:
-            print(f"Restored the checkpoint of step {start} (epoch {first_epoch + 1}, step {first_step}).", flush=True)
+            where = f"epoch {first_epoch + 1}, step {first_step}"
+            print(f"Restored the checkpoint of step {start} ({where}).", flush=True)
         history = self._read_history()[:first_epoch]
         skip = start * self._batches_per_step()
         train = iter(self.strategy.distribute_datasets_from_function(lambda c: train_fn(c).skip(skip)))
         recorder = _EpochLogs()  # last, so it sees what the other callbacks add (the corpus metrics)
         callback_list = keras.callbacks.CallbackList(
-            [*callbacks, recorder], add_progbar=verbose != 0, model=self.model, verbose=verbose, epochs=epochs,
-            steps=steps_per_epoch,
+            [*callbacks, recorder], add_progbar=verbose != 0, model=self.model, verbose=verbose,
+            epochs=epochs, steps=steps_per_epoch,
         )
         callback_list.on_train_begin()
         for epoch in range(first_epoch, epochs):
@@ -221,7 +222,8 @@ def _one_pass_steps(name: str, records: int, global_batch: int, sharded: bool, w
     if workers > 1:
         raise ValueError(
             f"The `{name}` parameter is required with several workers (as on Vertex AI). One pass over the "
-            f"{records} records in global batches of {global_batch} is {steps} steps: set --{name} {max(steps, 1)}."
+            f"{records} records in global batches of {global_batch} is {steps} steps: set "
+            f"--{name} {max(steps, 1)}."
         )
     if steps == 0:
         raise ValueError(

@@ -71,12 +71,14 @@ def choose_distribution(requested: str, cluster: Cluster, num_gpus: int) -> str:
     """The strategy kind for `requested` ("auto" resolves by the cluster and the GPUs)."""
     if requested not in DISTRIBUTIONS:
         raise ValueError(
-            f"The `distribution` parameter must be a str among {list(DISTRIBUTIONS)}. Got {requested!r} instead."
+            f"The `distribution` parameter must be a str among {list(DISTRIBUTIONS)}. "
+            f"Got {requested!r} instead."
         )
     if requested != "auto":
         if requested != "multi_worker" and cluster.num_workers > 1:
             raise ValueError(
-                f"`TF_CONFIG` names {cluster.num_workers} workers but --distribution={requested} trains on one; "
+                f"`TF_CONFIG` names {cluster.num_workers} workers but --distribution={requested} trains on "
+                "one; "
                 "use --distribution multi_worker (or auto), or unset TF_CONFIG."
             )
         return requested

@@ -236,7 +236,8 @@ def _train(
             shuffle=False,  # the dataset shuffles itself
         )
         logs = [
-            {k: float(v[i]) for k, v in history.history.items() if i < len(v)} for i in range(len(history.epoch))
+            {k: float(v[i]) for k, v in history.history.items() if i < len(v)}
+            for i in range(len(history.epoch))
         ]
     train_seconds = time.perf_counter() - started
 
