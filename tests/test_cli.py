@@ -29,10 +29,20 @@ def test_every_config_field_is_a_flag():
 
 def test_vertex_style_values():
     config = parse(
-        "--train_batch_size=256", "--num_epochs", "3", "--cache_input", "--num_hidden_layers=2",
-        "--num_nodes_hidden_layer1=32", "--num_nodes_hidden_layer2=16", "--learning_rate=0.05",
-        "--optimizer=adam", "--metrics=auc,precision_at_1", "--input_file_format=tfrecord",
-        "--training_steps_per_epoch=None", "--l2_normalize=false", "--gpu_memory_alloc=4096",
+        "--train_batch_size=256",
+        "--num_epochs",
+        "3",
+        "--cache_input",
+        "--num_hidden_layers=2",
+        "--num_nodes_hidden_layer1=32",
+        "--num_nodes_hidden_layer2=16",
+        "--learning_rate=0.05",
+        "--optimizer=adam",
+        "--metrics=auc,precision_at_1",
+        "--input_file_format=tfrecord",
+        "--training_steps_per_epoch=None",
+        "--l2_normalize=false",
+        "--gpu_memory_alloc=4096",
     )
     assert (config.train_batch_size, config.num_epochs, config.cache_input) == (256, 3, True)
     assert config.hidden_units == [32, 16] and config.learning_rate == 0.05 and config.optimizer == "adam"
@@ -60,7 +70,16 @@ def test_invalid_config_is_a_clean_error(capsys, tmp_path):
 
 
 def test_missing_schema_file_is_a_clean_error(capsys, tmp_path):
-    code = main(["train", "--training_data_path", "t.jsonl", "--input_schema_path", str(tmp_path / "no.json"),
-                 "--job-dir", str(tmp_path / "out")])
+    code = main(
+        [
+            "train",
+            "--training_data_path",
+            "t.jsonl",
+            "--input_schema_path",
+            str(tmp_path / "no.json"),
+            "--job-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert "Input schema file not found" in capsys.readouterr().err

@@ -60,13 +60,19 @@ def test_signature_names_and_shapes():
 
 
 def test_query_encoder_reloads_in_fresh_process_with_equal_encodings(tmp_path):
-    query_tower, _ = build_towers(SCHEMA, hidden_units=[8], output_dim=4, numeric_stats={"query": {"age": (30, 4)}})
+    query_tower, _ = build_towers(
+        SCHEMA, hidden_units=[8], output_dim=4, numeric_stats={"query": {"age": (30, 4)}}
+    )
     features = {k: tf.constant(v) for k, v in QUERY.items()}
     expected = query_tower(features).numpy()
     path = export_encoder(query_tower, SCHEMA, "query", str(tmp_path / "query_model"))
     as_json = json.dumps(QUERY, default=bytes.decode)  # NaN is written as NaN, which json reads back
-    out = subprocess.run([sys.executable, "-c", RELOAD, path, as_json], capture_output=True, text=True, check=True)
-    np.testing.assert_allclose(np.array(json.loads(out.stdout.strip().splitlines()[-1])), expected, rtol=1e-5, atol=1e-6)
+    out = subprocess.run(
+        [sys.executable, "-c", RELOAD, path, as_json], capture_output=True, text=True, check=True
+    )
+    np.testing.assert_allclose(
+        np.array(json.loads(out.stdout.strip().splitlines()[-1])), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_embeddings_round_trip(tmp_path):

@@ -148,7 +148,9 @@ def test_ml100k_candidates():
     candidates = movielens_100k_candidates(str(ML100K))
     assert len(candidates) == len({c["movie_id"] for c in candidates}) == 1682
     assert candidates[0] == {
-        "movie_id": "1", "title": ["Toy Story"], "genres": ["Animation", "Children's", "Comedy"],
+        "movie_id": "1",
+        "title": ["Toy Story"],
+        "genres": ["Animation", "Children's", "Comedy"],
         "year": [1995.0],
     }
     assert candidates[266] == {"movie_id": "267", "title": ["unknown"], "genres": ["unknown"], "year": []}
@@ -182,7 +184,11 @@ def test_ml1m_subset_counts(ml1m):
     assert len(ml1m) == 279_124  # ratings >= 4 of the 487,650 in the subset
     assert len({r["query"]["user_id"] for r in ml1m}) == 2999
     assert ml1m[0]["query"] == {
-        "user_id": "1", "age": [1.0], "gender": ["F"], "occupation": ["K-12 student"], "zip": "48067"
+        "user_id": "1",
+        "age": [1.0],
+        "gender": ["F"],
+        "occupation": ["K-12 student"],
+        "zip": "48067",
     }
     assert ml1m[0]["candidate"]["title"] == ["One Flew Over the Cuckoo's Nest"]
 

@@ -33,11 +33,15 @@ def kernel_env(tmp_path, monkeypatch):
     """A kernelspec for `sys.executable` on JUPYTER_PATH, and the notebooks' parameters."""
     spec_dir = tmp_path / "jupyter" / "kernels" / KERNEL
     spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "tfrs_twotower tests",
-        "language": "python",
-    }))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "tfrs_twotower tests",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("NOTEBOOK_FAST", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -121,8 +125,9 @@ def test_quickstart(kernel_env):
 def test_movielens(kernel_env, monkeypatch):
     monkeypatch.setenv("TFRS_TWOTOWER_DATA", str(ML100K.parent))
     nb = run_notebook("movielens")
-    check_figures(kernel_env, {"movielens_recall_at_k.png", "movielens_training.png",
-                               "movielens_movie_map.png"})
+    check_figures(
+        kernel_env, {"movielens_recall_at_k.png", "movielens_training.png", "movielens_movie_map.png"}
+    )
     assert "popularity" in text_output(nb)
 
 

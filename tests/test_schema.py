@@ -64,8 +64,10 @@ def test_reports_all_problems_at_once_with_json_paths():
         ({**GOOD, "extra": {}}, "extra: unknown top-level key"),
         ({"query": {}, "candidate": GOOD["candidate"]}, "query: must be a non-empty object of features"),
         (
-            {"query": {"u": {"feature_type": "Id", "config": {"num_buckets": 2, "vocab": ["a"]}}},
-             "candidate": GOOD["candidate"]},
+            {
+                "query": {"u": {"feature_type": "Id", "config": {"num_buckets": 2, "vocab": ["a"]}}},
+                "candidate": GOOD["candidate"],
+            },
             "query.u.config.vocab: unknown key for Id; it takes `num_buckets`, `embedding_dim`",
         ),
         (
@@ -77,13 +79,17 @@ def test_reports_all_problems_at_once_with_json_paths():
             "query.n.typo: unknown key",
         ),
         (
-            {"query": {"c": {"feature_type": "Categorical", "config": {"vocab": ["a", "a"]}}},
-             "candidate": GOOD["candidate"]},
+            {
+                "query": {"c": {"feature_type": "Categorical", "config": {"vocab": ["a", "a"]}}},
+                "candidate": GOOD["candidate"],
+            },
             "query.c.config.vocab: duplicate values ['a']",
         ),
         (
-            {"query": {"t": {"feature_type": "Text", "config": {"embedding_module": ""}}},
-             "candidate": GOOD["candidate"]},
+            {
+                "query": {"t": {"feature_type": "Text", "config": {"embedding_module": ""}}},
+                "candidate": GOOD["candidate"],
+            },
             "query.t.config.embedding_module: must be a non-empty string",
         ),
     ],
@@ -95,8 +101,10 @@ def test_single_problem_messages(raw, expected):
 
 def test_duplicate_feature_names_in_file(tmp_path):
     path = tmp_path / "dup.json"
-    path.write_text('{"query": {"a": {"feature_type": "Numeric"}, "a": {"feature_type": "Numeric"}},'
-                    ' "candidate": {"b": {"feature_type": "Numeric"}}}')
+    path.write_text(
+        '{"query": {"a": {"feature_type": "Numeric"}, "a": {"feature_type": "Numeric"}},'
+        ' "candidate": {"b": {"feature_type": "Numeric"}}}'
+    )
     with pytest.raises(SchemaError, match=r"duplicate key\(s\) `a`"):
         load_schema(str(path))
 

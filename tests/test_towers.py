@@ -59,8 +59,10 @@ def test_tower_shapes_normalisation_and_round_trip():
 
 
 def test_no_projection_uses_the_feature_vector():
-    schema = {"query": {"user": SCHEMA["query"]["user"] | {"config": {"num_buckets": 20, "embedding_dim": 8}}},
-              "candidate": SCHEMA["candidate"]}
+    schema = {
+        "query": {"user": SCHEMA["query"]["user"] | {"config": {"num_buckets": 20, "embedding_dim": 8}}},
+        "candidate": SCHEMA["candidate"],
+    }
     _, candidate_tower = build_towers(schema, output_dim=8, projection=False)
     ids = {"item": tf.constant(["a"])}
     embedding = candidate_tower(ids).numpy()
@@ -72,7 +74,9 @@ def test_no_projection_needs_matching_width():
         build_towers(SCHEMA, output_dim=5, projection=False)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"output_dim": 0}, "`output_dim`"), ({"hidden_units": [0]}, "hidden_units")])
+@pytest.mark.parametrize(
+    "kwargs, message", [({"output_dim": 0}, "`output_dim`"), ({"hidden_units": [0]}, "hidden_units")]
+)
 def test_tower_argument_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_towers(SCHEMA, **kwargs)
@@ -81,7 +85,9 @@ def test_tower_argument_errors(kwargs, message):
 def test_numeric_stats_straight_from_a_scan():
     from tfrs_twotower.data import NumericStats
 
-    encoder = FeatureEncoder(SCHEMA, "query", numeric_stats={"age": NumericStats(count=3, mean=30.0, variance=4.0)})
+    encoder = FeatureEncoder(
+        SCHEMA, "query", numeric_stats={"age": NumericStats(count=3, mean=30.0, variance=4.0)}
+    )
     assert encoder.numeric_stats == {"age": (30.0, 4.0)}
     query_tower, _ = build_towers(SCHEMA, numeric_stats={"query": {"age": NumericStats(3, 30.0, 4.0)}})
     assert query_tower.feature_encoder.numeric_stats == {"age": (30.0, 4.0)}

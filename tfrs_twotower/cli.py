@@ -12,8 +12,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import dataclasses
+import os
 import sys
 import typing
 from typing import Sequence
@@ -55,14 +55,24 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_text = f"{field.metadata.get('help', '')} (default: {field.default})"
         if base is bool:
             parser.add_argument(
-                *names, dest=field.name, type=_parse_bool, nargs="?", const=True, default=field.default,
-                metavar="BOOL", help=help_text,
+                *names,
+                dest=field.name,
+                type=_parse_bool,
+                nargs="?",
+                const=True,
+                default=field.default,
+                metavar="BOOL",
+                help=help_text,
             )
             continue
         parse = {int: int, float: float, str: str}[base]
         parser.add_argument(
-            *names, dest=field.name, type=_optional(parse) if optional else parse, default=field.default,
-            required=field.name in ("training_data_path", "input_schema_path", "job_dir"), help=help_text,
+            *names,
+            dest=field.name,
+            type=_optional(parse) if optional else parse,
+            default=field.default,
+            required=field.name in ("training_data_path", "input_schema_path", "job_dir"),
+            help=help_text,
         )
 
 
@@ -93,11 +103,13 @@ def _run_sample_data(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tfrs-twotower", description="Train and serve two-tower retrieval models from a JSON input schema."
+        prog="tfrs-twotower",
+        description="Train and serve two-tower retrieval models from a JSON input schema.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser(
-        "train", help="Train a two-tower model and export its encoders.",
+        "train",
+        help="Train a two-tower model and export its encoders.",
         description="Train a two-tower model (Vertex AI Two-Tower flags and defaults).",
     )
     add_config_flags(train)

@@ -3,4 +3,10 @@ message alone, without a traceback. Set TFRS_TWOTOWER_DEBUG=1 to see the traceba
 
 from tfrs_twotower.training.job_dir import JobDirError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, JobDirError, ImportError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    JobDirError,
+    ImportError,
+    KeyError,
+)

@@ -75,7 +75,9 @@ def export_encoder(tower: keras.layers.Layer, schema: Any, side: str, path: str)
 
 def encoder_function(tower: keras.layers.Layer, schema: Any, side: str):
     """`tower` as a `tf.function` over `side`'s raw features, traced once for every batch shape."""
-    return tf.function(lambda features: tower(features, training=False), input_signature=[side_signature(schema, side)])
+    return tf.function(
+        lambda features: tower(features, training=False), input_signature=[side_signature(schema, side)]
+    )
 
 
 def encode_batches(encode, batches: Iterable[dict[str, tf.Tensor]], width: int = 0) -> np.ndarray:
@@ -91,13 +93,15 @@ def write_embeddings(directory: str, ids: Sequence[str], embeddings: np.ndarray)
     if len(ids) != len(embeddings):
         raise ValueError(f"{len(ids)} ids for {len(embeddings)} embeddings: they must match one to one.")
     tf.io.gfile.makedirs(directory)
-    paths = {name: os.path.join(directory, name) for name in ("embeddings.npy", "ids.txt", "embeddings.jsonl")}
+    paths = {
+        name: os.path.join(directory, name) for name in ("embeddings.npy", "ids.txt", "embeddings.jsonl")
+    }
     with tf.io.gfile.GFile(paths["embeddings.npy"], "wb") as f:
         np.save(f, embeddings.astype(np.float32))
     with tf.io.gfile.GFile(paths["ids.txt"], "w") as f:
         f.write("".join(f"{i}\n" for i in ids))
     with tf.io.gfile.GFile(paths["embeddings.jsonl"], "w") as f:
-        for i, row in zip(ids, embeddings):
+        for i, row in zip(ids, embeddings, strict=True):
             f.write(json.dumps({"id": str(i), "embedding": [round(float(x), 7) for x in row]}) + "\n")
     return paths
 

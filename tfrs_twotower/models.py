@@ -68,7 +68,9 @@ class Model(keras.Model):
 
     def _loss_terms(self, inputs, training: bool):
         loss = self.compute_loss(inputs, training=training)
-        regularization = tf.add_n([tf.cast(v, loss.dtype) for v in self.losses]) if self.losses else tf.zeros_like(loss)
+        regularization = (
+            tf.add_n([tf.cast(v, loss.dtype) for v in self.losses]) if self.losses else tf.zeros_like(loss)
+        )
         context = _replica_context()
         if context is not None:
             # Under tf.distribute, `compute_loss` returns this replica's share of the global batch's loss
@@ -184,7 +186,8 @@ class TwoTowerModel(Model):
                 )
             if frequency_estimator is None and sampling_probability == "counts":
                 raise ValueError(
-                    "`sampling_probability='counts'` needs `frequency_estimator=tasks.CandidateFrequencies(ids, "
+                    "`sampling_probability='counts'` needs "
+                    "`frequency_estimator=tasks.CandidateFrequencies(ids, "
                     "counts, batch_size)` with the training data's candidate counts."
                 )
             if frequency_estimator is None:

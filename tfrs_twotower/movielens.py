@@ -36,14 +36,47 @@ Record = dict[str, dict[str, Any]]
 DATA_ENV_VAR = "TFRS_TWOTOWER_DATA"
 # ML-1M occupations by code, from ml-1m/README.
 ML1M_OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
-    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer",
-    "programmer", "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer",
-    "tradesman/craftsman", "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 )
 ML1M_GENRES = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 _YEAR = re.compile(r"\s*\((\d{4})\)")
 
@@ -86,7 +119,7 @@ def split_title(title: str) -> tuple[str, list[float]]:
     if not matches:
         return title.strip(), []
     last = matches[-1]
-    stripped = (title[: last.start()] + title[last.end():]).strip()
+    stripped = (title[: last.start()] + title[last.end() :]).strip()
     return stripped or title.strip(), [float(last.group(1))]
 
 
@@ -116,12 +149,14 @@ def movielens_100k_candidates(path: str | None = None) -> list[dict[str, Any]]:
         if not year and fields[2][-4:].isdigit():  # the release date, "01-Jan-1995"
             year = [float(fields[2][-4:])]
         flags = fields[5:]
-        docs.append({
-            "movie_id": fields[0],
-            "title": [title],
-            "genres": [g for g, flag in zip(genres, flags, strict=True) if flag == "1"],
-            "year": year,
-        })
+        docs.append(
+            {
+                "movie_id": fields[0],
+                "title": [title],
+                "genres": [g for g, flag in zip(genres, flags, strict=True) if flag == "1"],
+                "year": year,
+            }
+        )
     return docs
 
 
@@ -150,8 +185,9 @@ def load_movielens_100k(path: str | None = None, min_rating: float | None = None
         for uid, age, gender, job, zipcode in _fields(user_file, _read_lines(user_file, "latin-1"), "|", 5)
     }
     data_file = os.path.join(path, "u.data")
-    return _pairs(data_file, _fields(data_file, _read_lines(data_file, "latin-1"), "\t", 4), users, movies,
-                  min_rating)
+    return _pairs(
+        data_file, _fields(data_file, _read_lines(data_file, "latin-1"), "\t", 4), users, movies, min_rating
+    )
 
 
 def _pairs(path: str, rows: Iterable[list[str]], users: dict, movies: dict, min_rating) -> list[Record]:
@@ -220,8 +256,13 @@ def load_movielens_1m_subset(
                 f"Got {job!r} instead."
             )
         occupation = ML1M_OCCUPATIONS[int(job)]
-        users[uid] = {"user_id": uid, "age": [float(age)], "gender": [gender], "occupation": [occupation],
-                      "zip": zipcode}
+        users[uid] = {
+            "user_id": uid,
+            "age": [float(age)],
+            "gender": [gender],
+            "occupation": [occupation],
+            "zip": zipcode,
+        }
     rows = _fields(ratings_path, _read_lines(ratings_path, "latin-1"), "::", 4)
     return _pairs(ratings_path, rows, users, movies, min_rating)
 
@@ -236,8 +277,10 @@ def split_random(
     >>> len(train), len(test)
     (7, 3)
     """
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not (
-        0 < test_fraction < 1
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, (int, float))
+        or not (0 < test_fraction < 1)
     ):
         raise ValueError(
             f"The `test_fraction` parameter must be a float in (0, 1). Got {test_fraction!r} instead."

@@ -41,27 +41,112 @@ import tensorflow as tf
 VECTOR_LENGTH = 8
 # topic -> (categories, title/interest words, preferred countries, mean age, median price)
 _TOPICS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], float, float], ...] = (
-    (("camping", "hiking"), ("tent", "trail", "backpack", "lantern", "compass", "boots", "sleeping",
-                             "bag", "summit", "rope"), ("CA", "NO"), 34.0, 80.0),
-    (("cookware", "appliances"), ("skillet", "knife", "blender", "kettle", "spatula", "oven", "pan",
-                                  "recipe", "espresso", "bakeware"), ("IT", "FR"), 45.0, 45.0),
-    (("gaming", "electronics"), ("console", "controller", "headset", "keyboard", "mouse", "monitor",
-                                 "arcade", "rgb", "joystick", "stream"), ("KR", "JP"), 23.0, 120.0),
-    (("books", "stationery"), ("novel", "notebook", "pen", "poetry", "journal", "mystery", "history",
-                               "atlas", "ink", "bookmark"), ("GB", "IE"), 52.0, 18.0),
-    (("fitness", "sportswear"), ("yoga", "dumbbell", "running", "mat", "protein", "treadmill", "shorts",
-                                 "sneakers", "kettlebell", "band"), ("US", "AU"), 29.0, 40.0),
-    (("music", "instruments"), ("guitar", "vinyl", "piano", "drum", "amplifier", "strings", "ukulele",
-                                "metronome", "microphone", "synth"), ("DE", "BR"), 31.0, 150.0),
-    (("garden", "tools"), ("seeds", "shovel", "hose", "planter", "pruner", "compost", "trowel", "gloves",
-                           "lawn", "greenhouse"), ("NL", "NZ"), 58.0, 30.0),
-    (("fashion", "accessories"), ("scarf", "handbag", "jacket", "sunglasses", "watch", "denim", "silk",
-                                  "belt", "earrings", "wallet"), ("ES", "MX"), 27.0, 60.0),
+    (
+        ("camping", "hiking"),
+        ("tent", "trail", "backpack", "lantern", "compass", "boots", "sleeping", "bag", "summit", "rope"),
+        ("CA", "NO"),
+        34.0,
+        80.0,
+    ),
+    (
+        ("cookware", "appliances"),
+        ("skillet", "knife", "blender", "kettle", "spatula", "oven", "pan", "recipe", "espresso", "bakeware"),
+        ("IT", "FR"),
+        45.0,
+        45.0,
+    ),
+    (
+        ("gaming", "electronics"),
+        (
+            "console",
+            "controller",
+            "headset",
+            "keyboard",
+            "mouse",
+            "monitor",
+            "arcade",
+            "rgb",
+            "joystick",
+            "stream",
+        ),
+        ("KR", "JP"),
+        23.0,
+        120.0,
+    ),
+    (
+        ("books", "stationery"),
+        ("novel", "notebook", "pen", "poetry", "journal", "mystery", "history", "atlas", "ink", "bookmark"),
+        ("GB", "IE"),
+        52.0,
+        18.0,
+    ),
+    (
+        ("fitness", "sportswear"),
+        (
+            "yoga",
+            "dumbbell",
+            "running",
+            "mat",
+            "protein",
+            "treadmill",
+            "shorts",
+            "sneakers",
+            "kettlebell",
+            "band",
+        ),
+        ("US", "AU"),
+        29.0,
+        40.0,
+    ),
+    (
+        ("music", "instruments"),
+        (
+            "guitar",
+            "vinyl",
+            "piano",
+            "drum",
+            "amplifier",
+            "strings",
+            "ukulele",
+            "metronome",
+            "microphone",
+            "synth",
+        ),
+        ("DE", "BR"),
+        31.0,
+        150.0,
+    ),
+    (
+        ("garden", "tools"),
+        ("seeds", "shovel", "hose", "planter", "pruner", "compost", "trowel", "gloves", "lawn", "greenhouse"),
+        ("NL", "NZ"),
+        58.0,
+        30.0,
+    ),
+    (
+        ("fashion", "accessories"),
+        ("scarf", "handbag", "jacket", "sunglasses", "watch", "denim", "silk", "belt", "earrings", "wallet"),
+        ("ES", "MX"),
+        27.0,
+        60.0,
+    ),
 )
 # Each group splits into two topics, one per category; topic t is half t % 2 of group t // 2.
 NUM_TOPICS = 2 * len(_TOPICS)
-_ADJECTIVES = ("classic", "pro", "deluxe", "compact", "premium", "essential", "ultra", "mini", "smart",
-               "eco", "vintage", "lite")
+_ADJECTIVES = (
+    "classic",
+    "pro",
+    "deluxe",
+    "compact",
+    "premium",
+    "essential",
+    "ultra",
+    "mini",
+    "smart",
+    "eco",
+    "vintage",
+    "lite",
+)
 _COUNTRIES = tuple(sorted({c for topic in _TOPICS for c in topic[2]}))
 _CATEGORIES = tuple(c for topic in _TOPICS for c in topic[0])
 _POPULARITY_NOISE = 0.05  # share of purchases drawn from global popularity, ignoring the user's topics
@@ -127,7 +212,7 @@ def _make_items(rng: np.random.Generator, num_items: int, centroids: np.ndarray)
     for t in range(NUM_TOPICS):
         members = np.flatnonzero(topics == t)
         ranks = rng.permutation(len(members)) + 1
-        weights[members] = ranks ** -_ZIPF_EXPONENT
+        weights[members] = ranks**-_ZIPF_EXPONENT
     docs = []
     for i, t in enumerate(topics):
         categories, _, _, _, median_price = _TOPICS[t // 2]
@@ -144,13 +229,15 @@ def _make_items(rng: np.random.Generator, num_items: int, centroids: np.ndarray)
             other = _topic_words(int(rng.integers(NUM_TOPICS)))
             title_words.append(other[rng.integers(len(other))])
         price = round(float(median_price * np.exp(rng.normal(0.0, 0.4))), 2)
-        docs.append({
-            "item_id": f"item_{i:05d}",
-            "category": category,
-            "price": [price],
-            "title": [" ".join(title_words)],
-            "item_vector": _vector(rng, centroids[t], 0.35),
-        })
+        docs.append(
+            {
+                "item_id": f"item_{i:05d}",
+                "category": category,
+                "price": [price],
+                "title": [" ".join(title_words)],
+                "item_vector": _vector(rng, centroids[t], 0.35),
+            }
+        )
     return docs, topics, weights
 
 
@@ -174,13 +261,15 @@ def _make_users(rng: np.random.Generator, num_users: int, centroids: np.ndarray)
             topic = rng.choice(NUM_TOPICS, p=mixture)
             words = _topic_words(int(topic))
             interests.append(str(words[rng.integers(len(words))]))
-        docs.append({
-            "user_id": f"user_{u:05d}",
-            "age": [float(age)],
-            "country": [country],
-            "interests": list(dict.fromkeys(interests)),
-            "taste": _vector(rng, mixture @ centroids, 0.3),
-        })
+        docs.append(
+            {
+                "user_id": f"user_{u:05d}",
+                "age": [float(age)],
+                "country": [country],
+                "interests": list(dict.fromkeys(interests)),
+                "taste": _vector(rng, mixture @ centroids, 0.3),
+            }
+        )
     return docs, mixtures
 
 

@@ -213,7 +213,9 @@ def _describe(value: Any) -> str:
 def _parse(raw: Any, source: str) -> InputSchema:
     problems: list[str] = []
     if not isinstance(raw, Mapping):
-        raise SchemaError(source, [f"<root>: must be a JSON object with `query` and `candidate`, got {_describe(raw)}"])
+        raise SchemaError(
+            source, [f"<root>: must be a JSON object with `query` and `candidate`, got {_describe(raw)}"]
+        )
     for key in raw:
         if key not in SIDES:
             problems.append(f"{key}: unknown top-level key; expected only `query` and `candidate`")
@@ -248,7 +250,8 @@ def _parse_feature(side: str, name: str, entry: Any, problems: list[str]) -> Fea
     count = len(problems)
     if not name or not _NAME_PATTERN.match(name):
         problems.append(
-            f"{path}: invalid feature name {name!r}; use letters, digits, '_' and '-', not starting with a digit"
+            f"{path}: invalid feature name {name!r}; use letters, digits, '_' and '-', "
+            "not starting with a digit"
         )
     if not isinstance(entry, Mapping):
         problems.append(f"{path}: must be an object with `feature_type` and `config`, got {_describe(entry)}")

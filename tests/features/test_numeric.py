@@ -31,7 +31,9 @@ def test_adapt_on_array_and_dataset():
 
 
 def test_adapt_refuses_other_inputs():
-    with pytest.raises(TypeError, match="accepts a numpy array, a list, a tensor or a batched tf.data.Dataset"):
+    with pytest.raises(
+        TypeError, match="accepts a numpy array, a list, a tensor or a batched tf.data.Dataset"
+    ):
         NumericEncoder().adapt({"x": 1})
 
 

@@ -47,8 +47,9 @@ def child_env(tf_config: dict | None = None) -> dict[str, str]:
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     out = open(log, "w")
     # Own process group, so a kill takes its children (tf.data threads are threads, but be safe).
-    return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )
 
 
 def stop(process: subprocess.Popen) -> None:

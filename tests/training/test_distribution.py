@@ -128,6 +128,7 @@ def test_importing_the_package_leaves_tensorflow_unconfigured():
         "import tfrs_twotower.cli, tfrs_twotower.training.trainer\n"
         "assert context.context()._context_handle is None, 'importing tfrs_twotower initialised TensorFlow'\n"
     )
-    result = subprocess.run([PYTHON, "-c", code], env=child_env(), cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [PYTHON, "-c", code], env=child_env(), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]

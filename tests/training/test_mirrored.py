@@ -30,8 +30,9 @@ def test_mirrored_two_cpu_replicas_match_one_replica(tmp_path):
     try:
         for name, (config, extra) in runs.items():
             log = tmp_path / f"{name}.log"
-            process = start([PYTHON, SCRIPT, json.dumps(config), str(tmp_path / f"{name}.npz"), *extra],
-                            child_env(), log)
+            process = start(
+                [PYTHON, SCRIPT, json.dumps(config), str(tmp_path / f"{name}.npz"), *extra], child_env(), log
+            )
             processes.append(process)
             wait_all([process], timeout=300, logs=[log])
     finally:

@@ -21,10 +21,20 @@ SCRIPT = str(__import__("pathlib").Path(__file__).with_name("worker_script.py"))
 
 def _config(sample, job_dir, **extra):
     return dict(
-        training_data_path=sample.train_jsonl, input_schema_path=sample.schema, job_dir=str(job_dir),
-        num_epochs=2, train_batch_size=128, eval_batch_size=128, training_steps_per_epoch=5,
-        eval_steps_per_epoch=2, num_hidden_layers=1, num_nodes_hidden_layer1=32, output_dim=16, verbose=0,
-        seed=7, **extra,
+        training_data_path=sample.train_jsonl,
+        input_schema_path=sample.schema,
+        job_dir=str(job_dir),
+        num_epochs=2,
+        train_batch_size=128,
+        eval_batch_size=128,
+        training_steps_per_epoch=5,
+        eval_steps_per_epoch=2,
+        num_hidden_layers=1,
+        num_nodes_hidden_layer1=32,
+        output_dim=16,
+        verbose=0,
+        seed=7,
+        **extra,
     )
 
 
@@ -44,9 +54,14 @@ def test_two_workers_match_one_process(tmp_path):
         wait_all(processes, timeout=400, logs=logs)
         logs.append(tmp_path / "single.log")
         single = start(
-            [PYTHON, SCRIPT, json.dumps(_config(sample, tmp_path / "single", distribution="default")),
-             str(tmp_path / "single.npz")],
-            child_env(), logs[-1],
+            [
+                PYTHON,
+                SCRIPT,
+                json.dumps(_config(sample, tmp_path / "single", distribution="default")),
+                str(tmp_path / "single.npz"),
+            ],
+            child_env(),
+            logs[-1],
         )
         processes.append(single)
         wait_all([single], timeout=300, logs=logs[-1:])

@@ -18,9 +18,18 @@ from .processes import child_env, start, stop, train_command, wait_all
 
 def _flags(sample, job_dir):
     return dict(
-        training_data_path=sample.train_jsonl, input_schema_path=sample.schema, job_dir=job_dir,
-        num_epochs=2, train_batch_size=64, checkpoint_every_steps=2, num_hidden_layers=1,
-        num_nodes_hidden_layer1=32, output_dim=16, seed=5, verbose=2, overwrite="true",
+        training_data_path=sample.train_jsonl,
+        input_schema_path=sample.schema,
+        job_dir=job_dir,
+        num_epochs=2,
+        train_batch_size=64,
+        checkpoint_every_steps=2,
+        num_hidden_layers=1,
+        num_nodes_hidden_layer1=32,
+        output_dim=16,
+        seed=5,
+        verbose=2,
+        overwrite="true",
     )
 
 

@@ -24,8 +24,13 @@ def sample(tmp_path_factory):
 
 def config(sample, job_dir, **overrides):
     values = dict(
-        training_data_path=sample.train_jsonl, input_schema_path=sample.schema, job_dir=str(job_dir),
-        num_epochs=2, train_batch_size=128, verbose=0, learning_rate=0.1,
+        training_data_path=sample.train_jsonl,
+        input_schema_path=sample.schema,
+        job_dir=str(job_dir),
+        num_epochs=2,
+        train_batch_size=128,
+        verbose=0,
+        learning_rate=0.1,
     )
     values.update(overrides)
     return TrainingConfig(**values)
@@ -39,11 +44,21 @@ def read(path):
 def test_jsonl_run_writes_every_output_and_counts_every_record(sample, tmp_path):
     result = train(config(sample, tmp_path / "job"))
     job = tmp_path / "job"
-    for name in ("query_model/saved_model.pb", "candidate_model/saved_model.pb", "metrics.json",
-                 "record_counts.json", "config.json", "schema.json", "candidate_embeddings/embeddings.npy",
-                 "candidate_embeddings/ids.txt", "candidate_embeddings/embeddings.jsonl"):
+    for name in (
+        "query_model/saved_model.pb",
+        "candidate_model/saved_model.pb",
+        "metrics.json",
+        "record_counts.json",
+        "config.json",
+        "schema.json",
+        "candidate_embeddings/embeddings.npy",
+        "candidate_embeddings/ids.txt",
+        "candidate_embeddings/embeddings.jsonl",
+    ):
         assert (job / name).exists(), name
-    assert any((job / "tensorboard" / "train").iterdir()) and any((job / "tensorboard" / "validation").iterdir())
+    assert any((job / "tensorboard" / "train").iterdir()) and any(
+        (job / "tensorboard" / "validation").iterdir()
+    )
     counts = read(job / "record_counts.json")
     assert counts["records_read"] == 1200
     assert counts["used_for_training"] + counts["used_for_evaluation"] + counts["rejected"] == 1200
@@ -58,8 +73,15 @@ def test_jsonl_run_writes_every_output_and_counts_every_record(sample, tmp_path)
 
 def test_tfrecord_and_jsonl_give_the_same_counts_and_split(sample, tmp_path):
     jsonl = train(config(sample, tmp_path / "a", num_epochs=1))
-    tfrecord = train(config(sample, tmp_path / "b", num_epochs=1, input_file_format="tfrecord",
-                            training_data_path=sample.train_tfrecord))
+    tfrecord = train(
+        config(
+            sample,
+            tmp_path / "b",
+            num_epochs=1,
+            input_file_format="tfrecord",
+            training_data_path=sample.train_tfrecord,
+        )
+    )
     for key in ("records_read", "used_for_training", "used_for_evaluation", "corpus_size"):
         assert jsonl.record_counts[key] == tfrecord.record_counts[key]
     assert sorted(jsonl.candidate_ids) == sorted(tfrecord.candidate_ids)
@@ -75,8 +97,15 @@ def test_non_local_paths_through_gfile(sample, tmp_path):
     ram = "ram://trainer_test"
     for name in ("train.jsonl", "schema.json"):
         tf.io.gfile.copy(os.path.join(sample.output_dir, name), f"{ram}/data/{name}", overwrite=True)
-    result = train(config(sample, f"{ram}/job", num_epochs=1, training_data_path=f"{ram}/data/*.jsonl",
-                          input_schema_path=f"{ram}/data/schema.json"))
+    result = train(
+        config(
+            sample,
+            f"{ram}/job",
+            num_epochs=1,
+            training_data_path=f"{ram}/data/*.jsonl",
+            input_schema_path=f"{ram}/data/schema.json",
+        )
+    )
     assert tf.io.gfile.exists(f"{ram}/job/metrics.json")
     assert tf.io.gfile.exists(f"{ram}/job/query_model/saved_model.pb")
     assert result.record_counts["records_read"] == 1200
@@ -93,7 +122,9 @@ def test_bad_records_fail_or_are_skipped_and_counted(sample, tmp_path):
     with pytest.raises(TooManyBadRecordsError, match=r"bad.jsonl line 5") as info:
         train(config(sample, tmp_path / "fail", training_data_path=str(bad)))
     assert "candidate.item_vector" in str(info.value)
-    result = train(config(sample, tmp_path / "skip", training_data_path=str(bad), max_bad_records=2, num_epochs=1))
+    result = train(
+        config(sample, tmp_path / "skip", training_data_path=str(bad), max_bad_records=2, num_epochs=1)
+    )
     counts = result.record_counts
     assert counts["rejected"] == 2 and counts["records_read"] == 1200
     assert counts["used_for_training"] + counts["used_for_evaluation"] == 1198
@@ -104,8 +135,16 @@ def test_separate_eval_and_candidate_files(sample, tmp_path):
     lines = open(sample.train_jsonl).read().splitlines()
     (tmp_path / "train.jsonl").write_text("\n".join(lines[:1000]) + "\n")
     (tmp_path / "eval.jsonl").write_text("\n".join(lines[1000:]) + "\n")
-    result = train(config(sample, tmp_path / "job", num_epochs=1, training_data_path=str(tmp_path / "train.jsonl"),
-                          eval_data_path=str(tmp_path / "eval.jsonl"), candidate_data_path=sample.candidates_jsonl))
+    result = train(
+        config(
+            sample,
+            tmp_path / "job",
+            num_epochs=1,
+            training_data_path=str(tmp_path / "train.jsonl"),
+            eval_data_path=str(tmp_path / "eval.jsonl"),
+            candidate_data_path=sample.candidates_jsonl,
+        )
+    )
     counts = result.record_counts
     assert counts["used_for_training"] == 1000 and counts["used_for_evaluation"] == 200
     assert counts["corpus_size"] == sample.num_items
@@ -135,8 +174,21 @@ def test_interrupted_run_resumes_from_its_checkpoint(sample, tmp_path):
 
 
 def test_cli_train_prints_metrics_and_example(sample, tmp_path, capsys):
-    code = main(["train", "--training_data_path", sample.train_jsonl, "--input_schema_path", sample.schema,
-                 "--job-dir", str(tmp_path / "job"), "--num_epochs", "1", "--verbose", "0"])
+    code = main(
+        [
+            "train",
+            "--training_data_path",
+            sample.train_jsonl,
+            "--input_schema_path",
+            sample.schema,
+            "--job-dir",
+            str(tmp_path / "job"),
+            "--num_epochs",
+            "1",
+            "--verbose",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "val_recall_at_10" in out and "Example query:" in out and "query_model" in out
@@ -151,7 +203,9 @@ def test_encoders_reload_and_match_in_memory(sample, tmp_path):
     from tfrs_twotower.data.batching import side_columns
 
     columns = side_columns(result.schema.candidate, docs)
-    served = reloaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in columns.items()})["encoding"]
+    served = reloaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in columns.items()})[
+        "encoding"
+    ]
     in_memory = result.model.candidate_tower({k: tf.constant(v) for k, v in columns.items()})
     np.testing.assert_allclose(served.numpy(), in_memory.numpy(), rtol=1e-5, atol=1e-6)
     shutil.rmtree(tmp_path / "job")

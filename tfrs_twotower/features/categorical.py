@@ -39,9 +39,13 @@ class CategoricalEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         vocab = list(vocab)
         if not vocab or not all(isinstance(v, str) for v in vocab):
-            raise ValueError(f"The `vocab` parameter must be a non-empty list of strings. Got {vocab!r} instead.")
+            raise ValueError(
+                f"The `vocab` parameter must be a non-empty list of strings. Got {vocab!r} instead."
+            )
         if "" in vocab:
-            raise ValueError("The `vocab` parameter must not contain the empty string: it marks absent values.")
+            raise ValueError(
+                "The `vocab` parameter must not contain the empty string: it marks absent values."
+            )
         self.vocab = vocab
         self.embedding_dim = embedding_dim or default_embedding_dim(len(vocab) + 1)
         self.supports_jit = False

@@ -87,7 +87,9 @@ class FeatureEncoder(keras.layers.Layer):
         stats = dict(numeric_stats or {})
         unknown = sorted(set(stats) - {s.name for s in self.specs if s.feature_type == "Numeric"})
         if unknown:
-            raise ValueError(f"`numeric_stats` names {unknown}, which are not Numeric features of the {side} side.")
+            raise ValueError(
+                f"`numeric_stats` names {unknown}, which are not Numeric features of the {side} side."
+            )
         self.numeric_stats = {k: _mean_and_variance(v) for k, v in stats.items()}
         self.supports_jit = False
         self.encoders = {s.name: make_feature_encoder(s, self.numeric_stats.get(s.name)) for s in self.specs}

@@ -48,12 +48,16 @@ class NumericEncoder(keras.layers.Layer):
         if variance is not None and variance < 0:
             raise ValueError(f"The `variance` parameter must be >= 0. Got {variance!r} instead.")
         self.mean = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(0.0 if mean is None else float(mean)),
-            trainable=False, name="mean",
+            shape=(),
+            initializer=keras.initializers.Constant(0.0 if mean is None else float(mean)),
+            trainable=False,
+            name="mean",
         )
         self.variance = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(1.0 if variance is None else float(variance)),
-            trainable=False, name="variance",
+            shape=(),
+            initializer=keras.initializers.Constant(1.0 if variance is None else float(variance)),
+            trainable=False,
+            name="variance",
         )
 
     def adapt(self, data) -> None:

@@ -38,7 +38,15 @@ class _SearcherState(tf.Module):
             self.scann_vars
         )
         return scann_ops.tensors_to_scann(
-            dataset, config, partitioner, to_token, codebook, hashed, int8_data, int8_mult, norms,
+            dataset,
+            config,
+            partitioner,
+            to_token,
+            codebook,
+            hashed,
+            int8_data,
+            int8_mult,
+            norms,
             shared_name=self._shared_name,
         )
 
@@ -139,8 +147,14 @@ class ScaNN(TopK):
         n, dim = int(db.shape[0]), int(db.shape[1])
         reorder = c["num_reordering_candidates"]
         params = scann_params.resolve(
-            n, self._k, c["num_leaves"], c["num_leaves_to_search"], c["dimensions_per_block"],
-            reorder, c["training_iterations"], c["brute_force_threshold"],
+            n,
+            self._k,
+            c["num_leaves"],
+            c["num_leaves_to_search"],
+            c["dimensions_per_block"],
+            reorder,
+            c["training_iterations"],
+            c["brute_force_threshold"],
         )
         builder = scann_ops.builder(db, self._k, c["distance_measure"])
         if params.brute_force:
@@ -179,8 +193,10 @@ class ScaNN(TopK):
 
     def _search(self, queries, k):
         searcher = self._searcher()
-        search = searcher.search_batched_parallel if self._config["parallelize_batch_searches"] else (
-            searcher.search_batched
+        search = (
+            searcher.search_batched_parallel
+            if self._config["parallelize_batch_searches"]
+            else (searcher.search_batched)
         )
         result = search(queries, final_num_neighbors=k, pre_reorder_num_neighbors=self._pre_reorder(k))
         return self._scores(result.distances), result.indices

@@ -17,7 +17,8 @@ Two flavours, one folder each:
 
 `index/index.json` records, per flavour, k, the corpus size and, for ScaNN, the resolved parameters and
 its recall@k against exact search measured on the job's own queries (`scann_tuning`: the search is
-widened until it reaches `target_recall`, 0.97 by default: a margin over 0.95 for queries the check did not see).
+widened until it reaches `target_recall`, 0.97 by default: a margin over 0.95 for queries the check
+did not see).
 
 Example:
 >>> paths = export_retrieval_models("job-dir", k=10)  # doctest: +SKIP

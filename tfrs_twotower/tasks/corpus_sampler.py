@@ -35,7 +35,9 @@ class CorpusSampler(keras.layers.Layer):
     TensorShape([2])
     """
 
-    def __init__(self, features: Mapping[str, np.ndarray], num_samples: int, seed: int | None = None, **kwargs):
+    def __init__(
+        self, features: Mapping[str, np.ndarray], num_samples: int, seed: int | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"The `num_samples` parameter must be an int >= 1. Got {num_samples!r} instead.")

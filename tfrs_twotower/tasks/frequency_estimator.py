@@ -46,7 +46,7 @@ class FrequencyEstimator(keras.layers.Layer):
     >>> for step in range(6):  # "a" in every batch, "b" and "c" in every other one
     ...     p = est.update(["a", "b"] if step % 2 else ["a", "c"])
     >>> [round(float(x), 4) for x in est.estimate(["a", "b", "c"])]
-    [1.0, 0.5714, 0.6154]
+    [1.0, 0.5, 0.5714]
     """
 
     def __init__(

@@ -1,5 +1,6 @@
 """`TrainingConfig`: the one source of truth for a training run. The CLI flags map onto its fields one to one,
-with the Vertex AI Two-Tower built-in algorithm's names and defaults; fields after `gpu_memory_alloc` are ours.
+with the Vertex AI Two-Tower built-in algorithm's names and defaults; fields after `gpu_memory_alloc` are
+ours.
 
 Example:
 >>> config = TrainingConfig(training_data_path="train.jsonl", input_schema_path="schema.json", job_dir="out")
@@ -28,7 +29,15 @@ def _field(default: Any, help: str, **metadata: Any) -> Any:
 
 @dataclasses.dataclass
 class TrainingConfig:
-    """Everything a training run needs; `validate()` checks it and names the field and the rule broken."""
+    """Everything a training run needs; `validate()` checks it and names the field and the rule broken.
+
+    Example:
+    >>> config = TrainingConfig(training_data_path="sample/train.jsonl",
+    ...                         input_schema_path="sample/schema.json",
+    ...                         job_dir="runs/sample", num_epochs=5, sampling_bias_correction="counts")
+    >>> config.validate().train_batch_size
+    100
+    """
 
     # --- Vertex AI Two-Tower flags (same names and defaults) ---
     training_data_path: str = _field(None, "Training pairs: a file, directory, glob or comma-separated list.")
@@ -129,7 +138,8 @@ class TrainingConfig:
     sampling_bias_correction: str | None = _field(
         None,
         "logQ correction of in-batch softmax: 'counts' (exact candidate frequencies of the training data), "
-        "'estimate' (streaming estimate, Yi et al. 2019) or a candidate Numeric feature holding the probability.",
+        "'estimate' (streaming estimate, Yi et al. 2019) or a candidate Numeric feature holding the "
+        "probability.",
     )
     num_hard_negatives: int | None = _field(None, "Keep only this many top-scoring negatives per query.")
     num_mixed_negatives: int = _field(
@@ -209,7 +219,8 @@ class TrainingConfig:
         unknown = [m for m in self.metric_names if m not in VERTEX_METRICS]
         if unknown or not self.metric_names:
             raise ValueError(
-                f"The `metrics` parameter must list some of {', '.join(VERTEX_METRICS)}. Got {self.metrics!r} instead."
+                f"The `metrics` parameter must list some of {', '.join(VERTEX_METRICS)}. "
+                f"Got {self.metrics!r} instead."
             )
         try:
             ks = self.top_ks
@@ -217,7 +228,8 @@ class TrainingConfig:
             ks = ()
         if not ks or any(k < 1 for k in ks):
             raise ValueError(
-                f"The `eval_top_k` parameter must be a comma-separated list of ints >= 1. Got {self.eval_top_k!r} instead."
+                "The `eval_top_k` parameter must be a comma-separated list of ints >= 1. "
+                f"Got {self.eval_top_k!r} instead."
             )
         if self.eval_data_path is None and self.eval_split == 0.0:
             pass  # No evaluation: allowed, metrics.json then holds training metrics only.

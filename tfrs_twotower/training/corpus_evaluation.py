@@ -30,7 +30,9 @@ class CorpusEvaluation(keras.callbacks.Callback):
       max_batches: evaluate at most this many evaluation batches (None: all).
 
     Example:
-    >>> callback = CorpusEvaluation(schema, eval_ds, corpus_ds, keys, lambda b: b["candidate"]["id"].numpy())  # doctest: +SKIP
+    >>> callback = CorpusEvaluation(
+    ...     schema, eval_ds, corpus_ds, keys, lambda b: b["candidate"]["id"].numpy()
+    ... )  # doctest: +SKIP
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
                 break
             keys = self.positive_keys(batch)
             batch_rows = [self.row_of.get(k.decode() if isinstance(k, bytes) else str(k), -1) for k in keys]
-            missing = [k for k, r in zip(keys, batch_rows) if r < 0]
+            missing = [k for k, r in zip(keys, batch_rows, strict=True) if r < 0]
             if missing:
                 raise ValueError(
                     f"Evaluation positive(s) {missing[:3]} are not in the candidate corpus. With "
@@ -82,9 +84,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
             rows.append(np.asarray(batch_rows, np.int64))
         if not queries:
             return {}
-        results = evaluate_retrieval(
-            np.concatenate(queries), np.concatenate(rows), candidates, ks=self.ks
-        )
+        results = evaluate_retrieval(np.concatenate(queries), np.concatenate(rows), candidates, ks=self.ks)
         self.last_results = {name: float(value) for name, value in results.items()}
         return self.last_results
 

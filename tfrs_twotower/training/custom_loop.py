@@ -108,8 +108,12 @@ class CustomLoop:
         train = iter(self.strategy.distribute_datasets_from_function(lambda c: train_fn(c).skip(skip)))
         recorder = _EpochLogs()  # last, so it sees what the other callbacks add (the corpus metrics)
         callback_list = keras.callbacks.CallbackList(
-            [*callbacks, recorder], add_progbar=verbose != 0, model=self.model, verbose=verbose,
-            epochs=epochs, steps=steps_per_epoch,
+            [*callbacks, recorder],
+            add_progbar=verbose != 0,
+            model=self.model,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps_per_epoch,
         )
         callback_list.on_train_begin()
         for epoch in range(first_epoch, epochs):
@@ -192,7 +196,10 @@ def train_with_custom_loop(
     train_batch = config.train_batch_size
     distribution.check_batch_size("train_batch_size", train_batch)
     steps = config.training_steps_per_epoch or _one_pass_steps(
-        "training_steps_per_epoch", shards.records_per_pass(config, inputs, True), train_batch, sharded,
+        "training_steps_per_epoch",
+        shards.records_per_pass(config, inputs, True),
+        train_batch,
+        sharded,
         distribution.num_workers,
     )
     eval_args = shards.eval_dataset_args(config, inputs)
@@ -201,17 +208,28 @@ def train_with_custom_loop(
         distribution.check_batch_size("eval_batch_size", config.eval_batch_size)
         eval_fn = shards.dataset_fn(eval_args, config.eval_batch_size, replicas)
         eval_steps = config.eval_steps_per_epoch or _one_pass_steps(
-            "eval_steps_per_epoch", shards.records_per_pass(config, inputs, False), config.eval_batch_size,
-            sharded, distribution.num_workers,
+            "eval_steps_per_epoch",
+            shards.records_per_pass(config, inputs, False),
+            config.eval_batch_size,
+            sharded,
+            distribution.num_workers,
         )
     loop = CustomLoop(
-        model, distribution.strategy, checkpoint_dir, restore_dir=restore_dir,
-        checkpoint_every_steps=config.checkpoint_every_steps, write_history=distribution.is_chief,
+        model,
+        distribution.strategy,
+        checkpoint_dir,
+        restore_dir=restore_dir,
+        checkpoint_every_steps=config.checkpoint_every_steps,
+        write_history=distribution.is_chief,
     )
     return loop.fit(
         shards.dataset_fn(shards.train_dataset_args(config, inputs), train_batch, replicas),
-        epochs=config.num_epochs, steps_per_epoch=steps, eval_fn=eval_fn, eval_steps=eval_steps,
-        callbacks=callbacks, verbose=config.verbose,
+        epochs=config.num_epochs,
+        steps_per_epoch=steps,
+        eval_fn=eval_fn,
+        eval_steps=eval_steps,
+        callbacks=callbacks,
+        verbose=config.verbose,
     )
 
 

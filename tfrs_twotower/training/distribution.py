@@ -53,8 +53,8 @@ def cluster_from_tf_config(tf_config: str | None) -> Cluster:
         task_type, index = task.get("type"), int(task.get("index", 0))
     except (ValueError, AttributeError, TypeError) as e:
         raise ValueError(
-            f"`TF_CONFIG` must be JSON like {{\"cluster\": {{\"worker\": [\"host:port\", ...]}}, "
-            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}. Got {tf_config!r}."
+            f'`TF_CONFIG` must be JSON like {{"cluster": {{"worker": ["host:port", ...]}}, '
+            f'"task": {{"type": "worker", "index": 0}}}}. Got {tf_config!r}.'
         ) from e
     chiefs = len(cluster.get("chief", []))
     workers = len(cluster.get("worker", []))

@@ -24,8 +24,17 @@ import tensorflow as tf
 # Fields that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"overwrite", "verbose"}
 _OUTPUTS = (
-    "query_model", "candidate_model", "candidate_embeddings", "tensorboard", "checkpoints",
-    "metrics.json", "config.json", "record_counts.json", "run_state.json", "schema.json",
+    "query_model",
+    "candidate_model",
+    "candidate_embeddings",
+    "index",
+    "tensorboard",
+    "checkpoints",
+    "metrics.json",
+    "config.json",
+    "record_counts.json",
+    "run_state.json",
+    "schema.json",
 )
 
 
@@ -72,9 +81,11 @@ class JobDir:
         """
         state = self.read_state()
         if state is None:
-            if tf.io.gfile.exists(self.root) and any(
-                name.rstrip("/") in _OUTPUTS for name in tf.io.gfile.listdir(self.root)
-            ) and not overwrite:
+            if (
+                tf.io.gfile.exists(self.root)
+                and any(name.rstrip("/") in _OUTPUTS for name in tf.io.gfile.listdir(self.root))
+                and not overwrite
+            ):
                 raise JobDirError(
                     f"job_dir {self.root} holds outputs of an unknown run (no run_state.json). "
                     "Use a new --job-dir, or pass --overwrite to replace them."
@@ -85,7 +96,8 @@ class JobDir:
             return False
         previous = state.get("config", {})
         changed = sorted(
-            key for key in set(previous) | set(config)
+            key
+            for key in set(previous) | set(config)
             if key not in _RESUMABLE_CHANGES and previous.get(key) != config.get(key)
         )
         if state.get("status") != "complete" and not changed:

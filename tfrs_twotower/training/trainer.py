@@ -41,7 +41,18 @@ from tfrs_twotower.training.sharded_inputs import train_dataset_args
 
 @dataclasses.dataclass
 class TrainingResult:
-    """What `train` returns: the trained model, its metrics and where the outputs went."""
+    """What `train` returns: the trained model, its metrics and where the outputs went.
+
+    Attributes: `model` (the `TwoTowerModel`), `config`, `schema`, `metrics` (the last epoch's logs,
+    e.g. `val_recall_at_10`), `history` (one dict per epoch), `record_counts` (as `record_counts.json`),
+    `paths` (output name -> path in job-dir), `candidate_ids` and `candidate_embeddings` (the corpus, in
+    the same order), `example` (a query with its top candidates, as the CLI prints it).
+
+    Example:
+    >>> result = train(config)  # doctest: +SKIP
+    >>> result.paths["query_model"], result.candidate_embeddings.shape  # doctest: +SKIP
+    ('runs/sample/query_model', (398, 64))
+    """
 
     model: TwoTowerModel
     config: TrainingConfig
@@ -100,7 +111,13 @@ def build_model(
     corpus_features=None,
     candidate_counts: dict[str, int] | None = None,
 ) -> TwoTowerModel:
-    """The two-tower model `config` describes (towers, task, options), compiled.
+    """The two-tower model `config` describes (towers, task, options), compiled: what `train` fits.
+
+    Example:
+    >>> config = TrainingConfig(training_data_path="t.jsonl", input_schema_path="s.json", job_dir="out",
+    ...                         num_hidden_layers=1, temperature=0.1, l2_normalize=True)
+    >>> model = build_model(config, load_schema("schemas/sample.json"))  # doctest: +SKIP
+    >>> model.fit(my_dataset, epochs=3)  # doctest: +SKIP
 
     `corpus_features` (`{name: array [N, ...]}`, the corpus as model inputs) is needed for
     `num_mixed_negatives`; `candidate_counts` (`{candidate id: count in the training data}`) for
@@ -130,7 +147,9 @@ def build_model(
     estimator = None
     if config.sampling_bias_correction == "counts":
         if not candidate_counts:
-            raise ValueError("`sampling_bias_correction='counts'` needs the training data's `candidate_counts`.")
+            raise ValueError(
+                "`sampling_bias_correction='counts'` needs the training data's `candidate_counts`."
+            )
         estimator = CandidateFrequencies(
             list(candidate_counts), list(candidate_counts.values()), batch_size=config.train_batch_size
         )
@@ -138,13 +157,15 @@ def build_model(
         spec = schema.feature("candidate", config.sampling_bias_correction)
         if spec.feature_type != "Numeric":
             raise ValueError(
-                f"The `sampling_bias_correction` parameter must be 'counts', 'estimate' or a Numeric candidate "
-                f"feature holding the probability; `{spec.name}` is {spec.feature_type}."
+                "The `sampling_bias_correction` parameter must be 'counts', 'estimate' or a Numeric "
+                f"candidate feature holding the probability; `{spec.name}` is {spec.feature_type}."
             )
     sampler = None
     if config.num_mixed_negatives:
         if corpus_features is None:
-            raise ValueError("`num_mixed_negatives` needs the corpus' features to draw from (`corpus_features`).")
+            raise ValueError(
+                "`num_mixed_negatives` needs the corpus' features to draw from (`corpus_features`)."
+            )
         sampler = CorpusSampler(corpus_features, config.num_mixed_negatives, seed=config.seed)
     model = TwoTowerModel(
         query_tower,
@@ -159,8 +180,35 @@ def build_model(
     return model
 
 
-def train(config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainingResult:
-    """Runs a whole training job as `config` describes; see the module docstring."""
+def train(
+    config: TrainingConfig | dict, callbacks: Sequence[keras.callbacks.Callback] = ()
+) -> TrainingResult:
+    """Runs a whole training job as `config` describes (what `tfrs-twotower train` runs).
+
+    Scans the data (counting every record as used or rejected), builds the towers and the task, fits
+    (Keras `fit`, or a `tf.distribute` loop with several replicas), evaluates against the whole candidate
+    corpus after each epoch, and exports the encoders, the candidate embeddings and the retrieval index
+    into `config.job_dir`.
+
+    Args:
+      config: a `TrainingConfig` (or a dict of its fields).
+      callbacks: extra Keras callbacks for the fit.
+
+    Returns:
+      A `TrainingResult`.
+
+    Raises:
+      ValueError: a bad setting, schema or record (the message names the field, or the file, line and
+        feature); `JobDirError` when job_dir holds another run.
+
+    Example:
+    >>> from tfrs_twotower.sample_data import generate_sample
+    >>> files = generate_sample("sample")  # doctest: +SKIP
+    >>> result = train(TrainingConfig(training_data_path=files.train_jsonl, input_schema_path=files.schema,
+    ...                               job_dir="runs/sample", num_epochs=5, overwrite=True))  # doctest: +SKIP
+    >>> round(result.metrics["val_recall_at_10"], 2)  # doctest: +SKIP
+    0.22
+    """
     if isinstance(config, dict):
         config = TrainingConfig.from_json(config)
     config.validate()
@@ -212,7 +260,12 @@ def _train(
     if distribution.uses_custom_loop or config.checkpoint_every_steps is not None:
         # Multi-worker runs, and step-level checkpoints, need the custom loop (see custom_loop.py).
         logs = train_with_custom_loop(
-            config, model, inputs, distribution, job.checkpoints, JobDir(config.job_dir).checkpoints,
+            config,
+            model,
+            inputs,
+            distribution,
+            job.checkpoints,
+            JobDir(config.job_dir).checkpoints,
             callbacks=[c for c in (evaluation,) if c is not None]
             + [keras.callbacks.TensorBoard(job.tensorboard), *callbacks],
         )
@@ -254,18 +307,38 @@ def _train(
     per_epoch = [{"epoch": i + 1, **epoch_logs} for i, epoch_logs in enumerate(logs)]
     final = {k: v for k, v in per_epoch[-1].items() if k != "epoch"} if per_epoch else {}
     counts = inputs.record_counts()
-    _write_json(job.metrics, {
-        "final": final, "per_epoch": per_epoch, "train_seconds": round(train_seconds, 3),
-        "train_steps": int(model.optimizer.iterations.numpy()),
-    })
+    _write_json(
+        job.metrics,
+        {
+            "final": final,
+            "per_epoch": per_epoch,
+            "train_seconds": round(train_seconds, 3),
+            "train_steps": int(model.optimizer.iterations.numpy()),
+        },
+    )
     _write_json(job.record_counts, counts)
-    paths.update({"metrics": job.metrics, "record_counts": job.record_counts, "config": job.config,
-                  "tensorboard": job.tensorboard, "schema": job.schema})
+    paths.update(
+        {
+            "metrics": job.metrics,
+            "record_counts": job.record_counts,
+            "config": job.config,
+            "tensorboard": job.tensorboard,
+            "schema": job.schema,
+        }
+    )
     job.write_state("complete", config.to_json())
     example = _example_query(model, inputs, embeddings)
     return TrainingResult(
-        model=model, config=config, schema=schema, metrics=final, history=per_epoch, record_counts=counts,
-        paths=paths, candidate_ids=list(inputs.corpus_keys), candidate_embeddings=embeddings, example=example,
+        model=model,
+        config=config,
+        schema=schema,
+        metrics=final,
+        history=per_epoch,
+        record_counts=counts,
+        paths=paths,
+        candidate_ids=list(inputs.corpus_keys),
+        candidate_embeddings=embeddings,
+        example=example,
     )
 
 
