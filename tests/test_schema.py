@@ -146,3 +146,18 @@ def test_schema_from_ram_filesystem():
     with tf.io.gfile.GFile("ram://schemas/s.json", "w") as f:
         f.write(json.dumps(GOOD))
     assert load_schema("ram://schemas/s.json") == load_schema(GOOD)
+
+
+def test_embedding_dim_zero_is_a_key_only_id_and_only_for_ids():
+    raw = {
+        "query": GOOD["query"],
+        "candidate": {
+            "movie": {"feature_type": "Id", "config": {"num_buckets": 5, "embedding_dim": 0}},
+            "genre": {"feature_type": "Categorical", "config": {"vocab": ["a"], "embedding_dim": 0}},
+        },
+    }
+    problems = problems_of(raw)
+    assert problems == ["candidate.genre.config.embedding_dim: must be an int >= 1, got 0"]
+    del raw["candidate"]["genre"]
+    assert load_schema(raw).feature("candidate", "movie").encoded is False
+    assert load_schema(GOOD).feature("query", "user_id").encoded is True

@@ -91,3 +91,30 @@ def test_numeric_stats_straight_from_a_scan():
     assert encoder.numeric_stats == {"age": (30.0, 4.0)}
     query_tower, _ = build_towers(SCHEMA, numeric_stats={"query": {"age": NumericStats(3, 30.0, 4.0)}})
     assert query_tower.feature_encoder.numeric_stats == {"age": (30.0, 4.0)}
+
+
+def test_key_only_id_is_not_encoded():
+    schema = {
+        "query": SCHEMA["query"],
+        "candidate": {
+            "item": {"feature_type": "Id", "config": {"num_buckets": 1, "embedding_dim": 0}},
+            "genre": {"feature_type": "Categorical", "config": {"vocab": ["a", "b"], "embedding_dim": 4}},
+        },
+    }
+    _, candidate_tower = build_towers(schema, output_dim=4)
+    encoder = candidate_tower.feature_encoder
+    assert list(encoder.encoders) == ["genre"] and encoder.output_dim == 4
+    same_genre = candidate_tower(
+        {"item": tf.constant(["x", "y"]), "genre": tf.constant([["a"], ["a"]])}
+    ).numpy()
+    np.testing.assert_allclose(same_genre[0], same_genre[1])  # the id does not reach the tower
+    assert candidate_tower({"genre": tf.constant([["b"]])}).shape == (1, 4)  # and is not required
+
+
+def test_side_of_key_only_ids_is_refused():
+    schema = {
+        "query": SCHEMA["query"],
+        "candidate": {"item": {"feature_type": "Id", "config": {"num_buckets": 5, "embedding_dim": 0}}},
+    }
+    with pytest.raises(ValueError, match="candidate side has no feature to encode"):
+        build_towers(schema)

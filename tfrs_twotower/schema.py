@@ -74,6 +74,8 @@ class FeatureSpec:
       embedding_module: Text only, the text encoder (None: the default offline preset).
       length: Vector only, the vector's length.
       embedding_dim: Id and Categorical, the embedding width (None: chosen from the bucket/vocab size).
+        0 makes an Id feature a key only: it identifies candidates (corpus, metrics, accidental hits,
+        frequency estimates) but is not encoded, e.g. for cold-start models of new items.
 
     Example:
     >>> schema = load_schema({"query": {"q": {"feature_type": "Text"}},
@@ -91,6 +93,11 @@ class FeatureSpec:
     embedding_module: str | None = None
     length: int | None = None
     embedding_dim: int | None = None
+
+    @property
+    def encoded(self) -> bool:
+        """False for an Id feature with `embedding_dim` 0: a key only, not an input of the tower."""
+        return not (self.feature_type == "Id" and self.embedding_dim == 0)
 
     @property
     def path(self) -> str:
@@ -293,8 +300,12 @@ def _parse_feature(side: str, name: str, entry: Any, problems: list[str]) -> Fea
         values["length"] = v
     if "embedding_dim" in config and "embedding_dim" in allowed:
         v = config["embedding_dim"]
-        if not _is_int(v) or v < 1:
-            problems.append(f"{path}.config.embedding_dim: must be an int >= 1, got {_describe(v)}")
+        low = 0 if feature_type == "Id" else 1
+        if not _is_int(v) or v < low:
+            key_only = " (0: an Id used as a key only, not encoded)" if low == 0 else ""
+            problems.append(
+                f"{path}.config.embedding_dim: must be an int >= {low}{key_only}, got {_describe(v)}"
+            )
         values["embedding_dim"] = v
     if "vocab" in config and "vocab" in allowed:
         v = config["vocab"]

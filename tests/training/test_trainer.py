@@ -209,3 +209,17 @@ def test_encoders_reload_and_match_in_memory(sample, tmp_path):
     in_memory = result.model.candidate_tower({k: tf.constant(v) for k, v in columns.items()})
     np.testing.assert_allclose(served.numpy(), in_memory.numpy(), rtol=1e-5, atol=1e-6)
     shutil.rmtree(tmp_path / "job")
+
+
+def test_extra_features_are_refused_unless_allowed(sample, tmp_path):
+    lines = open(sample.train_jsonl).read().splitlines()
+    record = json.loads(lines[0])
+    record["query"]["favourite_colour"] = "blue"
+    lines[0] = json.dumps(record)
+    path = tmp_path / "extra.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TooManyBadRecordsError, match="favourite_colour"):
+        train(config(sample, tmp_path / "strict", training_data_path=str(path)))
+    result = train(config(sample, tmp_path / "lenient", training_data_path=str(path), num_epochs=1,
+                          allow_extra_features=True))
+    assert result.record_counts["rejected"] == 0

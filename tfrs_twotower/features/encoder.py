@@ -92,7 +92,15 @@ class FeatureEncoder(keras.layers.Layer):
             )
         self.numeric_stats = {k: _mean_and_variance(v) for k, v in stats.items()}
         self.supports_jit = False
-        self.encoders = {s.name: make_feature_encoder(s, self.numeric_stats.get(s.name)) for s in self.specs}
+        self.encoded_specs = tuple(s for s in self.specs if s.encoded)
+        if not self.encoded_specs:
+            raise ValueError(
+                f"The {side} side has no feature to encode: every feature is a key-only Id "
+                "(embedding_dim 0). Give it at least one encoded feature."
+            )
+        self.encoders = {
+            s.name: make_feature_encoder(s, self.numeric_stats.get(s.name)) for s in self.encoded_specs
+        }
 
     @property
     def output_dim(self) -> int:
@@ -111,13 +119,13 @@ class FeatureEncoder(keras.layers.Layer):
         self.built = True
 
     def call(self, features):
-        missing = [s.name for s in self.specs if s.name not in features]
+        missing = [s.name for s in self.encoded_specs if s.name not in features]
         if missing:
             raise KeyError(
                 f"The {self.side} features are missing {missing}; the schema's {self.side} side needs "
-                f"{[s.name for s in self.specs]}, got {sorted(features)}."
+                f"{[s.name for s in self.encoded_specs]}, got {sorted(features)}."
             )
-        encoded = [self.encoders[s.name](features[s.name]) for s in self.specs]
+        encoded = [self.encoders[s.name](features[s.name]) for s in self.encoded_specs]
         return tf.concat(encoded, axis=-1) if len(encoded) > 1 else encoded[0]
 
     def compute_output_shape(self, input_shape):

@@ -121,6 +121,9 @@ class TrainingConfig:
     )
     seed: int = _field(42, "Seed for shuffling and initialisation.")
     shuffle_buffer: int = _field(10_000, "Records in the shuffle buffer.")
+    allow_extra_features: bool = _field(
+        False, "Ignore features (and record keys) the schema does not name, instead of rejecting the record."
+    )
     candidate_id_feature: str | None = _field(
         None,
         "Candidate feature identifying a candidate (default: the first Id feature of the candidate side).",
@@ -212,6 +215,7 @@ class TrainingConfig:
             "tower_projection",
             "remove_accidental_hits",
             "overwrite",
+            "allow_extra_features",
         ):
             check_parameter(name, getattr(self, name), Boolean())
         check_parameter("sampling_bias_correction", self.sampling_bias_correction, Text(), optional=True)

@@ -31,6 +31,8 @@ class TrainingInputs:
     corpus: data_lib.Corpus
     schema: InputSchema
     id_feature: str | None
+    train_args: dict[str, Any]
+    eval_args: dict[str, Any] | None
     train_dataset: tf.data.Dataset
     eval_dataset: tf.data.Dataset | None
     corpus_dataset: tf.data.Dataset
@@ -96,6 +98,55 @@ class TrainingInputs:
         return "\n".join(lines)
 
 
+def dataset_args(
+    config: TrainingConfig,
+    schema: InputSchema,
+    train_scan: data_lib.ScanResult,
+    eval_scan: data_lib.ScanResult | None,
+    id_feature: str | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """`make_dataset` arguments of the training and the evaluation data (None without evaluation): the
+    one place both drivers (Keras `fit`, the distributed loop) take them from."""
+    separate_eval = eval_scan is not None
+    common = dict(
+        schema=schema, file_format=config.input_file_format, allow_extra_features=config.allow_extra_features
+    )
+    train = dict(
+        paths=config.training_data_path,
+        subset="all" if separate_eval else "train",
+        eval_split=0.0 if separate_eval else config.eval_split,
+        batch_size=config.train_batch_size,
+        shuffle_buffer=config.shuffle_buffer,
+        seed=config.seed,
+        skip=train_scan.skip,
+        cache=config.cache_input,
+        negatives=train_scan.has_negatives,
+        **common,
+    )
+    evaluation = dict(batch_size=config.eval_batch_size, shuffle_buffer=0, cache=config.cache_input, **common)
+    if id_feature is None:
+        evaluation["with_keys"] = True  # evaluation batches carry each positive's key (a fingerprint)
+    if separate_eval:
+        evaluation.update(
+            paths=config.eval_data_path,
+            subset="all",
+            eval_split=0.0,
+            skip=eval_scan.skip,
+            negatives=eval_scan.has_negatives,
+        )
+    elif config.eval_split > 0 and train_scan.eval_count > 0:
+        evaluation.update(
+            paths=config.training_data_path,
+            subset="eval",
+            eval_split=config.eval_split,
+            skip=train_scan.skip,
+            negatives=train_scan.has_negatives,
+        )
+    else:
+        evaluation = None
+    return train, evaluation
+
+
 def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str | None) -> TrainingInputs:
     """Scans the training (and evaluation, candidate) files and builds the datasets `config` asks for."""
     fmt = config.input_file_format
@@ -105,6 +156,7 @@ def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str 
         "file_format": fmt,
         "max_bad_records": config.max_bad_records,
         "candidate_key_feature": id_feature,
+        "allow_extra_features": config.allow_extra_features,
     }
     train_scan = data_lib.scan(config.training_data_path, schema, eval_split=train_split, **common)
     eval_scan = (
@@ -121,58 +173,15 @@ def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str 
             for _, candidate in eval_scan.corpus:
                 corpus.add(candidate)
 
-    with_negatives = train_scan.has_negatives
-    train_dataset = data_lib.make_dataset(
-        config.training_data_path,
-        schema,
-        fmt,
-        subset="all" if separate_eval else "train",
-        eval_split=train_split,
-        batch_size=config.train_batch_size,
-        shuffle_buffer=config.shuffle_buffer,
-        seed=config.seed,
-        skip=train_scan.skip,
-        cache=config.cache_input,
-        repeat=config.training_steps_per_epoch is not None,
-        negatives=with_negatives,
-    )
+    train_args, eval_args = dataset_args(config, schema, train_scan, eval_scan, id_feature)
+    train_dataset = data_lib.make_dataset(**train_args, repeat=config.training_steps_per_epoch is not None)
     if config.training_steps_per_epoch is None:
         train_dataset = _with_batches(
             train_dataset,
             train_scan.train_count + (train_scan.eval_count if separate_eval else 0),
             config.train_batch_size,
         )
-    eval_dataset = None
-    # Without an Id feature, evaluation batches carry each positive's key (a fingerprint).
-    eval_keys = {"with_keys": True} if id_feature is None else {}
-    if separate_eval:
-        eval_dataset = data_lib.make_dataset(
-            config.eval_data_path,
-            schema,
-            fmt,
-            subset="all",
-            eval_split=0.0,
-            batch_size=config.eval_batch_size,
-            shuffle_buffer=0,
-            skip=eval_scan.skip,
-            cache=config.cache_input,
-            negatives=eval_scan.has_negatives,
-            **eval_keys,
-        )
-    elif config.eval_split > 0 and train_scan.eval_count > 0:
-        eval_dataset = data_lib.make_dataset(
-            config.training_data_path,
-            schema,
-            fmt,
-            subset="eval",
-            eval_split=config.eval_split,
-            batch_size=config.eval_batch_size,
-            shuffle_buffer=0,
-            skip=train_scan.skip,
-            cache=config.cache_input,
-            negatives=with_negatives,
-            **eval_keys,
-        )
+    eval_dataset = data_lib.make_dataset(**eval_args) if eval_args is not None else None
     if eval_dataset is not None:
         eval_records = eval_scan.used_count if separate_eval else train_scan.eval_count
         eval_dataset = _with_batches(eval_dataset, eval_records, config.eval_batch_size)
@@ -191,6 +200,8 @@ def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str 
         corpus=corpus,
         schema=schema,
         id_feature=id_feature,
+        train_args=train_args,
+        eval_args=eval_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         corpus_dataset=corpus_dataset,

@@ -28,51 +28,13 @@ from tfrs_twotower.training.config import TrainingConfig
 
 
 def train_dataset_args(config: TrainingConfig, inputs) -> dict[str, Any]:
-    """`make_dataset` arguments of the training data, as `prepare_inputs` builds them."""
-    separate_eval = config.eval_data_path is not None
-    return dict(
-        paths=config.training_data_path,
-        schema=inputs.schema,
-        file_format=config.input_file_format,
-        subset="all" if separate_eval else "train",
-        eval_split=0.0 if separate_eval else config.eval_split,
-        batch_size=config.train_batch_size,
-        shuffle_buffer=config.shuffle_buffer,
-        seed=config.seed,
-        skip=inputs.train_scan.skip,
-        cache=config.cache_input,
-        negatives=inputs.train_scan.has_negatives,
-    )
+    """`make_dataset` arguments of the training data, as `prepare_inputs` built them."""
+    return dict(inputs.train_args)
 
 
 def eval_dataset_args(config: TrainingConfig, inputs) -> dict[str, Any] | None:
     """`make_dataset` arguments of the evaluation data (None without evaluation)."""
-    if inputs.eval_dataset is None:
-        return None
-    common = dict(
-        schema=inputs.schema,
-        file_format=config.input_file_format,
-        batch_size=config.eval_batch_size,
-        shuffle_buffer=0,
-        cache=config.cache_input,
-    )
-    if inputs.eval_scan is not None:
-        return dict(
-            paths=config.eval_data_path,
-            subset="all",
-            eval_split=0.0,
-            skip=inputs.eval_scan.skip,
-            negatives=inputs.eval_scan.has_negatives,
-            **common,
-        )
-    return dict(
-        paths=config.training_data_path,
-        subset="eval",
-        eval_split=config.eval_split,
-        skip=inputs.train_scan.skip,
-        negatives=inputs.train_scan.has_negatives,
-        **common,
-    )
+    return None if inputs.eval_args is None else dict(inputs.eval_args)
 
 
 def records_per_pass(config: TrainingConfig, inputs, training: bool) -> int:

@@ -1,0 +1,178 @@
+"""Smoke tests of bench/movielens.py (ours vs TFRS, baselines) and bench/objective_options.py in `--smoke`
+mode, so the benchmarks cannot rot. MovieLens itself is not copied: the tests write a tiny synthetic
+folder in the GroupLens ML-100K formats."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
+JOBS = ["administrator", "engineer", "student", "writer"]
+WORDS = ["star", "night", "love", "war", "city", "blue", "return", "dead", "man", "story", "Misérables"]
+METRICS = {"recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10"}
+
+
+def _load(name):
+    sys.path.insert(0, str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_movielens(folder: pathlib.Path, num_movies=80, num_users=40, num_ratings=500, seed=0) -> None:
+    """u.genre, u.occupation, u.item, u.user and u.data in the GroupLens formats (latin-1, `|` and tab)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n", "latin-1")
+    (folder / "u.occupation").write_text("".join(f"{j}\n" for j in JOBS), "latin-1")
+    items = []
+    for m in range(1, num_movies + 1):
+        title = " ".join(rng.choice(WORDS, size=rng.integers(1, 4))).title()
+        flags = ["1" if rng.random() < 0.2 else "0" for _ in GENRES]
+        year = 1950 + m % 50
+        items.append(f"{m}|{title} ({year})|01-Jan-{year}||http://example.invalid/{m}|{'|'.join(flags)}\n")
+    (folder / "u.item").write_text("".join(items), "latin-1")
+    (folder / "u.user").write_text(
+        "".join(f"{u}|{20 + u}|{'MF'[u % 2]}|{JOBS[u % 4]}|{u:05d}\n" for u in range(1, num_users + 1)),
+        "latin-1",
+    )
+    popular = rng.zipf(1.5, num_ratings) % num_movies + 1  # a popularity skew, as in the real data
+    (folder / "u.data").write_text(
+        "".join(
+            f"{rng.integers(1, num_users + 1)}\t{popular[i]}\t{rng.integers(1, 6)}\t{880000000 + i}\n"
+            for i in range(num_ratings)
+        ),
+        "latin-1",
+    )
+
+
+def _tfrs_importable() -> bool:
+    import subprocess
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import tensorflow_recommenders"],
+        capture_output=True,
+        env={**os.environ, "TF_USE_LEGACY_KERAS": "1"},
+    )
+    return probe.returncode == 0
+
+
+def _check_row(row):
+    assert METRICS <= set(row)
+    assert 0.0 <= row["recall_at_10"] <= row["recall_at_50"] <= row["recall_at_100"] <= 1.0
+
+
+def test_ours_and_baselines_smoke(tmp_path):
+    data = tmp_path / "ml-100k"
+    _write_movielens(data)
+    out = tmp_path / "movielens.json"
+    bench = _load("movielens")
+
+    report = bench.main(
+        ["--data", str(data), "--smoke", "--no-tfrs", "--out", str(out), "--workdir", str(tmp_path / "work")]
+    )
+
+    written = json.loads(out.read_text())
+    assert written["summary"] == json.loads(json.dumps(report["summary"], default=float))
+    assert set(written["summary"]) == {"same", "best", "baselines"}
+    assert set(written["summary"]["same"]) == {"ours", "ours train() end-to-end"}
+    assert set(written["summary"]["baselines"]) == {"most-popular", "ALS (implicit)"}
+    for rows in written["summary"].values():
+        for row in rows.values():
+            _check_row(row)
+    ours = written["summary"]["same"]["ours"]
+    assert ours["train_seconds"] > 0 and ours["eval_seconds"] > 0 and ours["runs"] == 1
+    assert written["data"]["train_pairs"] == 320 and written["data"]["test_pairs"] == 80
+    assert written["data"]["movies"] == 80
+    assert written["runs"]["same"]["settings"]["epochs"] == 1
+    assert written["tfrs_skipped"] == "--no-tfrs"
+    assert {"tensorflow", "implicit", "numpy"} <= set(written["versions"])
+    assert "| same | ours |" in written["table"] and "| baselines | ALS (implicit) |" in written["table"]
+
+
+@pytest.mark.reference
+def test_tfrs_reference_smoke(tmp_path):
+    if not _tfrs_importable():
+        pytest.skip(
+            "tensorflow_recommenders is not importable with TF_USE_LEGACY_KERAS=1 "
+            "(pip install -e '.[reference]'): the TFRS half of the benchmark cannot run"
+        )
+    data = tmp_path / "ml-100k"
+    _write_movielens(data)
+    out = tmp_path / "movielens.json"
+    bench = _load("movielens")
+
+    bench.main(
+        [
+            "--data",
+            str(data),
+            "--smoke",
+            "--no-end-to-end",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ]
+    )
+
+    written = json.loads(out.read_text())
+    assert written["tfrs_skipped"] is None
+    for comparison in ("same", "best"):
+        rows = written["summary"][comparison]
+        assert set(rows) == {"ours", "TFRS"}
+        _check_row(rows["TFRS"])
+        assert rows["TFRS"]["peak_rss_mb"] > 0 and rows["TFRS"]["eval_seconds"] > 0
+        own = rows["TFRS"]["tfrs_own_factorized_top_k"]
+        assert 0.0 <= own["factorized_top_k/top_100_categorical_accuracy"] <= 1.0
+        assert set(rows["ours"]["ratio"]) == {
+            "recall_at_100",
+            "recall_at_100_delta",
+            "examples_per_second",
+            "eval_seconds",
+        }
+    assert "| same | TFRS |" in written["table"]
+
+
+def test_objective_options_smoke(tmp_path):
+    data = tmp_path / "ml-100k"
+    _write_movielens(data)
+    out = tmp_path / "options.json"
+    bench = _load("objective_options")
+
+    report = bench.main(
+        ["--data", str(data), "--smoke", "--out", str(out), "--workdir", str(tmp_path / "work")]
+    )
+
+    written = json.loads(out.read_text())
+    assert set(written["summary"]) == set(bench.ROWS) == set(report["summary"])
+    for row in written["summary"].values():
+        assert 0.0 <= row["recall_at_10"] <= row["recall_at_100"] <= 1.0
+    assert written["base"]["epochs"] == 1 and written["seeds"] == [42]
+    assert "| plain in-batch softmax |" in written["table"]
