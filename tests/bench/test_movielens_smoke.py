@@ -2,75 +2,13 @@
 mode, so the benchmarks cannot rot. MovieLens itself is not copied: the tests write a tiny synthetic
 folder in the GroupLens ML-100K formats."""
 
-import importlib.util
 import json
 import os
-import pathlib
 import sys
 
-import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-GENRES = [
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-]
-JOBS = ["administrator", "engineer", "student", "writer"]
-WORDS = ["star", "night", "love", "war", "city", "blue", "return", "dead", "man", "story", "Misérables"]
 METRICS = {"recall_at_10", "recall_at_50", "recall_at_100", "ndcg_at_10"}
-
-
-def _load(name):
-    sys.path.insert(0, str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _write_movielens(folder: pathlib.Path, num_movies=80, num_users=40, num_ratings=500, seed=0) -> None:
-    """u.genre, u.occupation, u.item, u.user and u.data in the GroupLens formats (latin-1, `|` and tab)."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir()
-    (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n", "latin-1")
-    (folder / "u.occupation").write_text("".join(f"{j}\n" for j in JOBS), "latin-1")
-    items = []
-    for m in range(1, num_movies + 1):
-        title = " ".join(rng.choice(WORDS, size=rng.integers(1, 4))).title()
-        flags = ["1" if rng.random() < 0.2 else "0" for _ in GENRES]
-        year = 1950 + m % 50
-        items.append(f"{m}|{title} ({year})|01-Jan-{year}||http://example.invalid/{m}|{'|'.join(flags)}\n")
-    (folder / "u.item").write_text("".join(items), "latin-1")
-    (folder / "u.user").write_text(
-        "".join(f"{u}|{20 + u}|{'MF'[u % 2]}|{JOBS[u % 4]}|{u:05d}\n" for u in range(1, num_users + 1)),
-        "latin-1",
-    )
-    popular = rng.zipf(1.5, num_ratings) % num_movies + 1  # a popularity skew, as in the real data
-    (folder / "u.data").write_text(
-        "".join(
-            f"{rng.integers(1, num_users + 1)}\t{popular[i]}\t{rng.integers(1, 6)}\t{880000000 + i}\n"
-            for i in range(num_ratings)
-        ),
-        "latin-1",
-    )
 
 
 def _tfrs_importable() -> bool:
@@ -89,11 +27,11 @@ def _check_row(row):
     assert 0.0 <= row["recall_at_10"] <= row["recall_at_50"] <= row["recall_at_100"] <= 1.0
 
 
-def test_ours_and_baselines_smoke(tmp_path):
+def test_ours_and_baselines_smoke(tmp_path, write_movielens, load_bench):
     data = tmp_path / "ml-100k"
-    _write_movielens(data)
+    write_movielens(data)
     out = tmp_path / "movielens.json"
-    bench = _load("movielens")
+    bench = load_bench("movielens")
 
     report = bench.main(
         ["--data", str(data), "--smoke", "--no-tfrs", "--out", str(out), "--workdir", str(tmp_path / "work")]
@@ -118,16 +56,16 @@ def test_ours_and_baselines_smoke(tmp_path):
 
 
 @pytest.mark.reference
-def test_tfrs_reference_smoke(tmp_path):
+def test_tfrs_reference_smoke(tmp_path, write_movielens, load_bench):
     if not _tfrs_importable():
         pytest.skip(
             "tensorflow_recommenders is not importable with TF_USE_LEGACY_KERAS=1 "
             "(pip install -e '.[reference]'): the TFRS half of the benchmark cannot run"
         )
     data = tmp_path / "ml-100k"
-    _write_movielens(data)
+    write_movielens(data)
     out = tmp_path / "movielens.json"
-    bench = _load("movielens")
+    bench = load_bench("movielens")
 
     bench.main(
         [
@@ -160,11 +98,11 @@ def test_tfrs_reference_smoke(tmp_path):
     assert "| same | TFRS |" in written["table"]
 
 
-def test_objective_options_smoke(tmp_path):
+def test_objective_options_smoke(tmp_path, write_movielens, load_bench):
     data = tmp_path / "ml-100k"
-    _write_movielens(data)
+    write_movielens(data)
     out = tmp_path / "options.json"
-    bench = _load("objective_options")
+    bench = load_bench("objective_options")
 
     report = bench.main(
         ["--data", str(data), "--smoke", "--out", str(out), "--workdir", str(tmp_path / "work")]

@@ -3,81 +3,21 @@ benchmark cannot rot. MovieLens itself is not copied: the test writes files in t
 
 import importlib.util
 import json
-import pathlib
 
 import numpy as np
 
 from tfrs_twotower.text import offline_presets
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-GENRES = [
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-]
-WORDS = ["star", "night", "love", "war", "city", "blue", "return", "dead", "man", "story", "Misérables"]
 
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("text_encoders_bench", REPO / "bench" / "text_encoders.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _write_movielens(folder: pathlib.Path, num_movies=60, num_users=30, num_ratings=600, seed=0) -> None:
-    """u.genre, u.item, u.user and u.data in the GroupLens ML-100K formats (latin-1, `|` and tab)."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir()
-    (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n", "latin-1")
-    items = []
-    for m in range(1, num_movies + 1):
-        title = " ".join(rng.choice(WORDS, size=rng.integers(1, 4))).title()
-        flags = ["1" if rng.random() < 0.2 else "0" for _ in GENRES]
-        year = 1950 + m % 50
-        items.append(f"{m}|{title} ({year})|01-Jan-{year}||http://example.invalid/{m}|{'|'.join(flags)}\n")
-    items.append(items[0].replace("1|", f"{num_movies + 1}|", 1))  # a movie listed twice under two ids
-    (folder / "u.item").write_text("".join(items), "latin-1")
-    jobs = ["student", "engineer", "writer"]
-    (folder / "u.user").write_text(
-        "".join(f"{u}|{20 + u}|{'MF'[u % 2]}|{jobs[u % 3]}|0{u:04d}\n" for u in range(1, num_users + 1)),
-        "latin-1",
-    )
-    (folder / "u.data").write_text(
-        "".join(
-            f"{rng.integers(1, num_users + 1)}\t{rng.integers(1, num_movies + 2)}\t{rng.integers(1, 6)}\t"
-            f"{880000000 + i}\n"
-            for i in range(num_ratings)
-        ),
-        "latin-1",
-    )
-
-
-def test_small_run_writes_the_table_and_json(tmp_path):
+def test_small_run_writes_the_table_and_json(tmp_path, write_movielens, load_bench):
     data = tmp_path / "ml-100k"
-    _write_movielens(data)
+    write_movielens(data, num_movies=60, num_users=30, num_ratings=600, duplicate_movie=True)
     out = tmp_path / "results" / "text_encoders.json"
     # Three trainings keep the test short; together they cover every kind of variant. `@wordllama-l2`
     # reads its weights from the optional `wordllama` wheel.
     presets = [p for p in offline_presets() if p != "@wordllama-l2" or importlib.util.find_spec("wordllama")]
     variants = ["bag-of-words", "title-only:@hashed-ngrams", *[p for p in presets if p != "@hashed-ngrams"]]
-    bench = _load_bench()
+    bench = load_bench("text_encoders")
 
     report = bench.main(
         [
@@ -104,8 +44,8 @@ def test_small_run_writes_the_table_and_json(tmp_path):
     assert "| title-only:@hashed-ngrams |" in written["table"] and "| @hashed-ngrams |" in written["table"]
 
 
-def test_expected_recall_breaks_ties_at_random():
-    bench = _load_bench()
+def test_expected_recall_breaks_ties_at_random(load_bench):
+    bench = load_bench("text_encoders")
     # The positive (column 0) ties with 3 others and is beaten by 1: its rank is uniform in 2..5.
     scores = np.array([[1.0, 1.0, 1.0, 1.0, 2.0, 0.0]])
     recall = bench.expected_recall(scores, np.array([0]), ks=(1, 2, 3, 5))
