@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import tensorflow as tf
 
-from tfrs_twotower.data.records import BadRecordError, Location, RecordParser
+from tfrs_twotower.data.records import BadRecordError, Location, RecordParser, parse_each
 
 _READ_SIZE = 4 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -85,15 +85,7 @@ def read_jsonl(
       kind: "pairs" (query/candidate records) or "candidates" (candidate documents).
       on_error: called with each `BadRecordError` (the record is then skipped); None raises it.
     """
-    for location, line in iter_jsonl(path):
-        try:
-            record = parse_jsonl_line(line, location, parser, kind)
-        except BadRecordError as e:
-            if on_error is None:
-                raise
-            on_error(e)
-            continue
-        yield location, record
+    return parse_each(iter_jsonl(path), parse_jsonl_line, parser, kind, on_error)
 
 
 def write_jsonl(records: Iterable[dict], path: str) -> int:

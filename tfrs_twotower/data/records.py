@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -300,3 +300,23 @@ class RecordParser:
                         "with allow_extra_features=True)",
                     )
         return out
+
+
+def parse_each(
+    payloads: Iterable[tuple[Location, Any]],
+    parse: Callable[[Any, Location, RecordParser, str], dict],
+    parser: RecordParser,
+    kind: str,
+    on_error: Callable[[BadRecordError], None] | None,
+) -> Iterator[tuple[Location, dict]]:
+    """Parses each `(location, payload)` with `parse`; a `BadRecordError` goes to `on_error` (the record is
+    then skipped) or, with `on_error` None, is raised. The readers of both formats share it."""
+    for location, payload in payloads:
+        try:
+            record = parse(payload, location, parser, kind)
+        except BadRecordError as e:
+            if on_error is None:
+                raise
+            on_error(e)
+            continue
+        yield location, record

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import tensorflow as tf
 
-from tfrs_twotower.data.records import BadRecordError, Location, RecordParser
+from tfrs_twotower.data.records import BadRecordError, Location, RecordParser, parse_each
 from tfrs_twotower.schema import InputSchema, load_schema
 
 LENGTHS_SUFFIX = ".lengths"
@@ -165,15 +165,7 @@ def read_tfrecord(
 
     Args: as `read_jsonl`.
     """
-    for location, data in iter_tfrecord(path):
-        try:
-            record = example_to_record(data, location, parser, kind)
-        except BadRecordError as e:
-            if on_error is None:
-                raise
-            on_error(e)
-            continue
-        yield location, record
+    return parse_each(iter_tfrecord(path), example_to_record, parser, kind, on_error)
 
 
 def _feature(spec, value) -> tf.train.Feature:
