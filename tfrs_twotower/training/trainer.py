@@ -372,8 +372,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         items = [_plain(v) for v in value.tolist()]
         return [v for v in items if v != "" and not (isinstance(v, float) and np.isnan(v))]
-    if isinstance(value, np.floating):
-        return round(float(value), 4)
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), 4)  # float32 values printed as float64 show spurious digits
     return value.item() if isinstance(value, np.generic) else value
 
 
