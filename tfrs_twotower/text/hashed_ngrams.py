@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.text.pooling import normalized_sums
+
 # Anything that is not a letter or a digit separates words (RE2 syntax, Unicode-aware).
 _NON_WORD = r"[^\p{L}\p{N}]+"
 _BOUNDARY_START = "<"
@@ -128,10 +130,7 @@ class HashedNgramEncoder(keras.layers.Layer):
     def call(self, strings):
         grams = self.grams(strings)
         buckets = tf.strings.to_hash_bucket_fast(grams.flat_values, self.num_buckets)
-        vectors = self.bucket_vectors(buckets)
-        sums = tf.math.unsorted_segment_sum(vectors, grams.value_rowids(), num_segments=grams.nrows())
-        # l2_normalize divides by max(norm, sqrt(epsilon)), so a text without grams stays zero.
-        return tf.cast(tf.math.l2_normalize(sums, axis=1, epsilon=1e-12), self.compute_dtype)
+        return tf.cast(normalized_sums(self.bucket_vectors(buckets), grams), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.text.pooling import normalized_sums
+
 CONFIG = "l2_supercat"
 DIMS = (64, 128, 256)  # the Matryoshka sizes WordLlama is trained for; smaller ones are prefixes
 _WORD_START = "\u2581"  # SentencePiece's "▁", which the Llama tokenizer puts before each word
@@ -172,9 +174,7 @@ class WordLlamaEncoder(keras.layers.Layer):
     def call(self, strings):
         ids = self.token_ids(strings)
         vectors = tf.cast(tf.gather(tf.convert_to_tensor(self.token_embeddings), ids.flat_values), tf.float32)
-        sums = tf.math.unsorted_segment_sum(vectors, ids.value_rowids(), num_segments=ids.nrows())
-        # Normalising the sum equals normalising the mean; l2_normalize keeps a row without tokens at zero.
-        return tf.cast(tf.math.l2_normalize(sums, axis=1, epsilon=1e-12), self.compute_dtype)
+        return tf.cast(normalized_sums(vectors, ids), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)
