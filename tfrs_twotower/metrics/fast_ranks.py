@@ -87,15 +87,21 @@ def _rows(name: str, value, limit: int, size: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(rows, dtype=np.int64)
 
 
-def pair_scores(queries, candidates, query_rows, candidate_rows) -> np.ndarray:
-    """float32 `[P]` scores of (query row, candidate row) pairs, bit-identical to the kernel's."""
-    _require_kernel()
+def _same_dim_matrices(queries, candidates) -> tuple[np.ndarray, np.ndarray]:
+    """`queries` and `candidates` as checked float32 matrices of the same width."""
     queries, candidates = _matrix("queries", queries), _matrix("candidates", candidates)
     if queries.shape[1] != candidates.shape[1]:
         raise ValueError(
             f"`queries` and `candidates` must have the same dim. Got {queries.shape[1]} and "
             f"{candidates.shape[1]}."
         )
+    return queries, candidates
+
+
+def pair_scores(queries, candidates, query_rows, candidate_rows) -> np.ndarray:
+    """float32 `[P]` scores of (query row, candidate row) pairs, bit-identical to the kernel's."""
+    _require_kernel()
+    queries, candidates = _same_dim_matrices(queries, candidates)
     query_rows = _rows("query_rows", query_rows, queries.shape[0])
     candidate_rows = _rows("candidate_rows", candidate_rows, candidates.shape[0], query_rows.shape[0])
     out = np.empty(query_rows.shape, np.float32)
@@ -128,12 +134,7 @@ def count_outscoring(
         ValueError: on mismatched shapes, out-of-range indices, a bad `threads` or an unsupported `isa`.
     """
     _require_kernel()
-    queries, candidates = _matrix("queries", queries), _matrix("candidates", candidates)
-    if queries.shape[1] != candidates.shape[1]:
-        raise ValueError(
-            f"`queries` and `candidates` must have the same dim. Got {queries.shape[1]} and "
-            f"{candidates.shape[1]}."
-        )
+    queries, candidates = _same_dim_matrices(queries, candidates)
     threads = default_threads() if threads is None else threads
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 256:
         raise ValueError(f"The `threads` parameter must be an int in [1, 256]. Got {threads!r} instead.")
