@@ -1,7 +1,7 @@
-"""Builds the optional rank-counting extension; all other metadata lives in setup.cfg.
+"""Builds the optional C kernels; all other metadata lives in setup.cfg.
 
-The extension is `optional`: without a C compiler the install still succeeds and
-`tfrs_twotower.metrics.evaluate_retrieval` falls back to its TensorFlow path.
+Both extensions are `optional`: without a C compiler the install still succeeds, and
+`tfrs_twotower.metrics.evaluate_retrieval` and the `Retrieval` loss fall back to TensorFlow ops.
 """
 
 import sys
@@ -14,15 +14,21 @@ else:
     # No -march: the AVX2 and AVX-512 kernels are compiled with target attributes and chosen at run time.
     compile_args, link_args, libraries = ["-O3", "-pthread"], ["-pthread"], ["m"]
 
+
+def _kernel(name: str, source: str) -> Extension:
+    return Extension(
+        name,
+        sources=[source],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        libraries=libraries,
+        optional=True,
+    )
+
+
 setup(
     ext_modules=[
-        Extension(
-            "tfrs_twotower.metrics._rank_kernel",
-            sources=["tfrs_twotower/metrics/_rank_kernel.c"],
-            extra_compile_args=compile_args,
-            extra_link_args=link_args,
-            libraries=libraries,
-            optional=True,
-        )
+        _kernel("tfrs_twotower.metrics._rank_kernel", "tfrs_twotower/metrics/_rank_kernel.c"),
+        _kernel("tfrs_twotower.tasks._softmax_kernel", "tfrs_twotower/tasks/_softmax_kernel.c"),
     ]
 )

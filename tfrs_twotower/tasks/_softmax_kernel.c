@@ -1,0 +1,528 @@
+/* Fused in-batch softmax cross-entropy for `Retrieval` training on CPUs (wrapper: fused_softmax.py).
+ *
+ * For queries Q [B, D] and candidates C [N, D] (N >= B; row i's positive is column i), with logits
+ *     z[i][j] = scale * (q_i . c_j) + bias[j],   z[i][j] = -inf where row_keys[i] == col_keys[j], j != i,
+ * one call writes every row's loss L_i = logsumexp_j z[i][j] - z[i][i] and the gradients of
+ * sum_i w_i L_i: dQ [B, D], dC [N, D], dbias [N] (and dL/dw_i = L_i). The [B, N] logits are never
+ * written to memory: each thread takes a block of R query rows, computes its R x N logits into a buffer
+ * that stays in L2, turns them into the gradient of the logits in place (softmax minus the one-hot label,
+ * times the row's weight), and multiplies that block into dQ (its own rows) and into a per-thread dC,
+ * summed at the end. The TensorFlow ops it replaces (matmul, softmax cross-entropy, two matmuls for the
+ * gradient) each pass the [B, N] matrix through memory, 268 MB per pass at B = N = 8192.
+ *
+ * Row blocks are split over threads statically and the per-thread dC are added in thread order, so a
+ * result depends only on the inputs and the thread count (training runs are reproducible).
+ *
+ * Code paths: AVX-512 (the fast one) and portable C (the reference the tests compare it with).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define SK_X86 1
+#include <immintrin.h>
+#endif
+
+#if !defined(_WIN32)
+#include <pthread.h>
+#define SK_PTHREADS 1
+#endif
+
+#define SK_R 12          /* query rows per block */
+#define SK_W 32          /* candidate columns per packed panel */
+#define SK_MAX_THREADS 256
+
+enum { ISA_PORTABLE = 0, ISA_AVX512 = 1 };
+static const char *const isa_names[] = {"portable", "avx512"};
+
+typedef struct {
+    const float *Q, *C;        /* [B, D], [N, D] row-major */
+    const float *cpack;        /* [NP / W][D][W], zero padded (AVX-512 path) */
+    const float *bias;         /* [NP]: the caller's bias or 0, -inf in the padding columns */
+    const float *weights;      /* [B] */
+    const int64_t *row_keys;   /* [B] or NULL (no accidental-hit removal) */
+    const int64_t *col_keys;   /* [NP] or NULL */
+    const float *zero_row;     /* [D] zeros: the rows of a last, partial block */
+    float scale;
+    size_t B, N, NP, D, blocks;
+    float *loss, *dQ;          /* outputs [B], [B, D] */
+    float *dC_parts, *dbias_parts, *zbufs;  /* per thread: [NP, D], [NP], [R, NP] */
+    int threads, isa;
+} Job;
+
+/* ---------------------------------------------------------------- the logits' gradient, row by row
+ * z holds one row's logits over NP columns; on return it holds the gradient of w * L with respect to the
+ * scaled dot products (scale * (softmax - onehot) * w), and dbias += w * (softmax - onehot). */
+static void finish_row_portable(const Job *job, size_t i, float *z, float *dbias) {
+    const size_t NP = job->NP;
+    const float positive = z[i];
+    float m = -INFINITY;
+    for (size_t c = 0; c < NP; ++c) m = z[c] > m ? z[c] : m;
+    double s = 0.0;
+    for (size_t c = 0; c < NP; ++c) {
+        z[c] = expf(z[c] - m);
+        s += z[c];
+    }
+    job->loss[i] = m + (float)log(s) - positive;
+    const float w = job->weights[i], ws = w / (float)s;
+    for (size_t c = 0; c < NP; ++c) z[c] *= ws;
+    z[i] -= w; /* the label's column */
+    for (size_t c = 0; c < NP; ++c) {
+        dbias[c] += z[c];
+        z[c] *= job->scale;
+    }
+}
+
+static void block_portable(const Job *job, size_t block, float *zbuf, float *dC, float *dbias) {
+    const size_t D = job->D, N = job->N, NP = job->NP, i0 = block * SK_R;
+    for (size_t r = 0; r < SK_R; ++r) {
+        const size_t i = i0 + r;
+        float *z = zbuf + r * NP;
+        if (i >= job->B) {
+            memset(z, 0, NP * sizeof(float));
+            continue;
+        }
+        const float *q = job->Q + i * D;
+        for (size_t c = 0; c < NP; ++c) {
+            float acc = 0.0f;
+            if (c < N)
+                for (size_t d = 0; d < D; ++d) acc += q[d] * job->C[c * D + d];
+            z[c] = c < N ? acc * job->scale + job->bias[c] : -INFINITY;
+            if (job->row_keys && c != i && job->col_keys[c] == job->row_keys[i]) z[c] = -INFINITY;
+        }
+        finish_row_portable(job, i, z, dbias);
+    }
+    for (size_t r = 0; r < SK_R && i0 + r < job->B; ++r) {
+        const float *g = zbuf + r * NP;
+        float *dq = job->dQ + (i0 + r) * D;
+        for (size_t d = 0; d < D; ++d) {
+            float acc = 0.0f;
+            for (size_t c = 0; c < N; ++c) acc += g[c] * job->C[c * D + d];
+            dq[d] = acc;
+        }
+    }
+    for (size_t c = 0; c < N; ++c)
+        for (size_t r = 0; r < SK_R && i0 + r < job->B; ++r) {
+            const float g = zbuf[r * NP + c], *q = job->Q + (i0 + r) * D;
+            for (size_t d = 0; d < D; ++d) dC[c * D + d] += g * q[d];
+        }
+}
+
+/* ---------------------------------------------------------------- AVX-512 */
+#ifdef SK_X86
+#define A5 __attribute__((target("avx512f")))
+
+/* exp(x) for x <= 0 to ~1 ulp (Cephes expf's reduction and polynomial); 0 below the normal range. */
+A5 static inline __m512 exp_avx512(__m512 x) {
+    /* NaN stays NaN (unordered compare; max returns its second operand when one is NaN) */
+    const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33f), _CMP_NLT_UQ);
+    x = _mm512_max_ps(_mm512_set1_ps(-87.33f), x);
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    f = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), f);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, f), f, _mm512_add_ps(f, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_mov_ps(normal, _mm512_scalef_ps(p, k));
+}
+
+A5 static void finish_row_avx512(const Job *job, size_t i, float *z, float *dbias) {
+    const size_t NP = job->NP; /* a multiple of 32 */
+    const float positive = z[i];
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (size_t c = 0; c < NP; c += 16) vm = _mm512_max_ps(vm, _mm512_load_ps(z + c));
+    const float m = _mm512_reduce_max_ps(vm);
+    const __m512 mv = _mm512_set1_ps(m);
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    for (size_t c = 0; c < NP; c += 32) {
+        const __m512 e0 = exp_avx512(_mm512_sub_ps(_mm512_load_ps(z + c), mv));
+        const __m512 e1 = exp_avx512(_mm512_sub_ps(_mm512_load_ps(z + c + 16), mv));
+        _mm512_store_ps(z + c, e0), _mm512_store_ps(z + c + 16, e1);
+        s0 = _mm512_add_ps(s0, e0), s1 = _mm512_add_ps(s1, e1);
+    }
+    const float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    job->loss[i] = m + logf(s) - positive;
+    const float w = job->weights[i];
+    const __m512 ws = _mm512_set1_ps(w / s), scale = _mm512_set1_ps(job->scale);
+    for (size_t c = 0; c < NP; c += 16) {
+        const __m512 g = _mm512_mul_ps(_mm512_load_ps(z + c), ws);
+        _mm512_store_ps(dbias + c, _mm512_add_ps(_mm512_load_ps(dbias + c), g));
+        _mm512_store_ps(z + c, _mm512_mul_ps(g, scale));
+    }
+    dbias[i] -= w; /* the label's column */
+    z[i] -= w * job->scale;
+}
+
+#define A5_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+A5 static void block_avx512(const Job *job, size_t block, float *zbuf, float *dC, float *dbias) {
+    const size_t D = job->D, N = job->N, NP = job->NP, i0 = block * SK_R;
+    const float *q[SK_R];
+    for (int r = 0; r < SK_R; ++r) q[r] = i0 + r < job->B ? job->Q + (i0 + r) * D : job->zero_row;
+    const __m512 scale = _mm512_set1_ps(job->scale), minus_inf = _mm512_set1_ps(-INFINITY);
+
+    /* 1. logits, panel by panel: 12 rows x 32 columns in 24 registers */
+    for (size_t p = 0; p < NP / SK_W; ++p) {
+        const float *cp = job->cpack + p * D * SK_W;
+#define A5_DECL(r) __m512 a##r = _mm512_setzero_ps(), b##r = _mm512_setzero_ps();
+        A5_ROWS(A5_DECL)
+        for (size_t d = 0; d < D; ++d) {
+            const __m512 c0 = _mm512_load_ps(cp + d * SK_W), c1 = _mm512_load_ps(cp + d * SK_W + 16);
+#define A5_FMA(r)                                             \
+    {                                                         \
+        const __m512 s = _mm512_set1_ps(q[r][d]);             \
+        a##r = _mm512_fmadd_ps(s, c0, a##r);                  \
+        b##r = _mm512_fmadd_ps(s, c1, b##r);                  \
+    }
+            A5_ROWS(A5_FMA)
+        }
+        const size_t j0 = p * SK_W;
+        const __m512 bias0 = _mm512_load_ps(job->bias + j0), bias1 = _mm512_load_ps(job->bias + j0 + 16);
+#define A5_STORE(r)                                                                         \
+    _mm512_store_ps(zbuf + r * NP + j0, _mm512_fmadd_ps(a##r, scale, bias0));              \
+    _mm512_store_ps(zbuf + r * NP + j0 + 16, _mm512_fmadd_ps(b##r, scale, bias1));
+        A5_ROWS(A5_STORE)
+        if (job->row_keys) {
+            const __m512i k0 = _mm512_load_si512(job->col_keys + j0), k1 = _mm512_load_si512(job->col_keys + j0 + 8),
+                          k2 = _mm512_load_si512(job->col_keys + j0 + 16), k3 = _mm512_load_si512(job->col_keys + j0 + 24);
+            for (int r = 0; r < SK_R && i0 + r < job->B; ++r) {
+                const size_t i = i0 + r;
+                const __m512i key = _mm512_set1_epi64(job->row_keys[i]);
+                __mmask16 h0 = (__mmask16)(_mm512_cmpeq_epi64_mask(k0, key) | (_mm512_cmpeq_epi64_mask(k1, key) << 8));
+                __mmask16 h1 = (__mmask16)(_mm512_cmpeq_epi64_mask(k2, key) | (_mm512_cmpeq_epi64_mask(k3, key) << 8));
+                if (!(h0 | h1)) continue;
+                if (i >= j0 && i < j0 + 16) h0 &= (__mmask16)~(1u << (i - j0)); /* keep the positive */
+                if (i >= j0 + 16 && i < j0 + 32) h1 &= (__mmask16)~(1u << (i - j0 - 16));
+                float *z = zbuf + r * NP + j0;
+                _mm512_store_ps(z, _mm512_mask_mov_ps(_mm512_load_ps(z), h0, minus_inf));
+                _mm512_store_ps(z + 16, _mm512_mask_mov_ps(_mm512_load_ps(z + 16), h1, minus_inf));
+            }
+        }
+    }
+
+    /* 2. softmax, loss and the logits' gradient, in place */
+    for (int r = 0; r < SK_R; ++r) {
+        if (i0 + r < job->B)
+            finish_row_avx512(job, i0 + r, zbuf + r * NP, dbias);
+        else
+            memset(zbuf + r * NP, 0, NP * sizeof(float));
+    }
+    const float *g[SK_R];
+    for (int r = 0; r < SK_R; ++r) g[r] = zbuf + r * NP;
+
+    /* 3. dQ rows = G @ C and 4. dC += G^T @ Q, 32 components at a time */
+    for (size_t d0 = 0; d0 < D; d0 += 32) {
+        const size_t left = D - d0;
+        const __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1u);
+        const __mmask16 m1 = left >= 32 ? 0xFFFF : (left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1u));
+        {
+            A5_ROWS(A5_DECL)
+            for (size_t c = 0; c < N; ++c) {
+                const float *crow = job->C + c * D + d0;
+                const __m512 c0 = _mm512_maskz_loadu_ps(m0, crow), c1 = _mm512_maskz_loadu_ps(m1, crow + 16);
+#define A5_DQ(r)                                              \
+    {                                                         \
+        const __m512 s = _mm512_set1_ps(g[r][c]);             \
+        a##r = _mm512_fmadd_ps(s, c0, a##r);                  \
+        b##r = _mm512_fmadd_ps(s, c1, b##r);                  \
+    }
+                A5_ROWS(A5_DQ)
+            }
+#define A5_DQ_STORE(r)                                                    \
+    if (i0 + r < job->B) {                                                \
+        float *out = job->dQ + (i0 + r) * D + d0;                         \
+        _mm512_mask_storeu_ps(out, m0, a##r);                             \
+        _mm512_mask_storeu_ps(out + 16, m1, b##r);                        \
+    }
+            A5_ROWS(A5_DQ_STORE)
+        }
+        {
+#define A5_QLOAD(r) const __m512 a##r = _mm512_maskz_loadu_ps(m0, q[r] + d0), b##r = _mm512_maskz_loadu_ps(m1, q[r] + d0 + 16);
+            A5_ROWS(A5_QLOAD)
+            for (size_t c = 0; c < N; ++c) {
+                __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps();
+#define A5_DC(r)                                              \
+    {                                                         \
+        const __m512 s = _mm512_set1_ps(g[r][c]);             \
+        x0 = _mm512_fmadd_ps(s, a##r, x0);                    \
+        x1 = _mm512_fmadd_ps(s, b##r, x1);                    \
+    }
+                A5_ROWS(A5_DC)
+                float *out = dC + c * D + d0;
+                _mm512_mask_storeu_ps(out, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, out), x0));
+                _mm512_mask_storeu_ps(out + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, out + 16), x1));
+            }
+        }
+    }
+}
+
+static void pack_candidates(const float *C, float *cpack, size_t N, size_t NP, size_t D) {
+    for (size_t p = 0; p < NP / SK_W; ++p)
+        for (size_t d = 0; d < D; ++d)
+            for (size_t w = 0; w < SK_W; ++w) {
+                const size_t c = p * SK_W + w;
+                cpack[(p * D + d) * SK_W + w] = c < N ? C[c * D + d] : 0.0f;
+            }
+}
+#endif /* SK_X86 */
+
+static int isa_supported(int isa) {
+    if (isa == ISA_PORTABLE) return 1;
+#ifdef SK_X86
+    __builtin_cpu_init();
+    if (isa == ISA_AVX512) return __builtin_cpu_supports("avx512f");
+#endif
+    return 0;
+}
+
+/* ---------------------------------------------------------------- threads */
+typedef struct {
+    const Job *job;
+    int t;
+} Part;
+
+static void *run_part(void *arg) {
+    const Part *part = (const Part *)arg;
+    const Job *job = part->job;
+    const size_t t = (size_t)part->t, T = (size_t)job->threads;
+    const size_t b0 = job->blocks * t / T, b1 = job->blocks * (t + 1) / T;
+    float *dC = job->dC_parts + t * job->NP * job->D, *dbias = job->dbias_parts + t * job->NP;
+    float *zbuf = job->zbufs + t * SK_R * job->NP;
+    for (size_t b = b0; b < b1; ++b) {
+#ifdef SK_X86
+        if (job->isa == ISA_AVX512) {
+            block_avx512(job, b, zbuf, dC, dbias);
+            continue;
+        }
+#endif
+        block_portable(job, b, zbuf, dC, dbias);
+    }
+    return NULL;
+}
+
+static void *aligned_zeros(size_t bytes) {
+    void *p = NULL;
+    bytes = (bytes + 63) / 64 * 64;
+#if defined(_WIN32)
+    p = _aligned_malloc(bytes ? bytes : 64, 64);
+#else
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) p = NULL;
+#endif
+    if (p) memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+static void aligned_free(void *p) {
+#if defined(_WIN32)
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
+
+/* Returns 0, or -1 when out of memory. Runs without the GIL. */
+static int softmax_xent_impl(const float *Q, const float *C, const float *weights, const float *bias,
+                             const int64_t *row_keys, const int64_t *col_keys, float scale, size_t B,
+                             size_t N, size_t D, float *loss, float *dQ, float *dC, float *dbias,
+                             int threads, int isa) {
+    Job job;
+    memset(&job, 0, sizeof(job));
+    job.Q = Q, job.C = C, job.weights = weights, job.row_keys = row_keys, job.scale = scale;
+    job.B = B, job.N = N, job.D = D, job.NP = (N + SK_W - 1) / SK_W * SK_W, job.isa = isa;
+    job.loss = loss, job.dQ = dQ;
+    job.blocks = (B + SK_R - 1) / SK_R;
+    job.threads = threads < 1 ? 1 : threads;
+    if ((size_t)job.threads > job.blocks) job.threads = job.blocks ? (int)job.blocks : 1;
+    const size_t NP = job.NP, T = (size_t)job.threads;
+
+    float *bias_pad = aligned_zeros(NP * sizeof(float)), *zero_row = aligned_zeros((D + 32) * sizeof(float));
+    int64_t *keys_pad = row_keys ? aligned_zeros(NP * sizeof(int64_t)) : NULL;
+    float *cpack = isa == ISA_AVX512 ? aligned_zeros(NP * D * sizeof(float)) : NULL;
+    job.dC_parts = aligned_zeros(T * NP * D * sizeof(float));
+    job.dbias_parts = aligned_zeros(T * NP * sizeof(float));
+    job.zbufs = aligned_zeros(T * SK_R * NP * sizeof(float));
+    int status = 0;
+    if (!bias_pad || !zero_row || (row_keys && !keys_pad) || (isa == ISA_AVX512 && !cpack) || !job.dC_parts ||
+        !job.dbias_parts || !job.zbufs) {
+        status = -1;
+        goto done;
+    }
+    for (size_t c = 0; c < NP; ++c) bias_pad[c] = c < N ? (bias ? bias[c] : 0.0f) : -INFINITY;
+    if (row_keys) {
+        memcpy(keys_pad, col_keys, N * sizeof(int64_t));
+        for (size_t c = N; c < NP; ++c) keys_pad[c] = row_keys[0]; /* masked anyway: -inf bias */
+    }
+#ifdef SK_X86
+    if (cpack) pack_candidates(C, cpack, N, NP, D);
+#endif
+    job.bias = bias_pad, job.col_keys = keys_pad, job.zero_row = zero_row, job.cpack = cpack;
+
+    Part parts[SK_MAX_THREADS];
+    for (size_t t = 0; t < T; ++t) parts[t].job = &job, parts[t].t = (int)t;
+#ifdef SK_PTHREADS
+    pthread_t ids[SK_MAX_THREADS];
+    size_t started = 0, t_next = 1;
+    for (; t_next < T; ++t_next) {
+        if (pthread_create(&ids[started], NULL, run_part, &parts[t_next]) != 0) break;
+        ++started;
+    }
+    run_part(&parts[0]);
+    for (size_t k = 0; k < started; ++k) pthread_join(ids[k], NULL);
+    for (; t_next < T; ++t_next) run_part(&parts[t_next]); /* a thread that could not start */
+#else
+    for (size_t t = 0; t < T; ++t) run_part(&parts[t]);
+#endif
+    /* the per-thread partial gradients, added in thread order */
+    memcpy(dC, job.dC_parts, N * D * sizeof(float));
+    memcpy(dbias, job.dbias_parts, N * sizeof(float));
+    for (size_t t = 1; t < T; ++t) {
+        const float *part = job.dC_parts + t * NP * D, *bpart = job.dbias_parts + t * NP;
+        for (size_t k = 0; k < N * D; ++k) dC[k] += part[k];
+        for (size_t c = 0; c < N; ++c) dbias[c] += bpart[c];
+    }
+done:
+    aligned_free(bias_pad), aligned_free(zero_row), aligned_free(keys_pad), aligned_free(cpack);
+    aligned_free(job.dC_parts), aligned_free(job.dbias_parts), aligned_free(job.zbufs);
+    return status;
+}
+
+/* ---------------------------------------------------------------- Python bindings */
+
+static int parse_isa(PyObject *name) {
+    if (name == NULL || name == Py_None) return isa_supported(ISA_AVX512) ? ISA_AVX512 : ISA_PORTABLE;
+    for (int i = 0; i < 2; ++i) {
+        if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, isa_names[i]) == 0) {
+            if (!isa_supported(i)) {
+                PyErr_Format(PyExc_ValueError, "The `isa` %s is not supported by this CPU or build.", isa_names[i]);
+                return -1;
+            }
+            return i;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "The `isa` parameter must be 'portable', 'avx512' or None. Got %R instead.", name);
+    return -1;
+}
+
+static int check_size(const char *name, const Py_buffer *buf, size_t expected) {
+    if (buf->buf != NULL && (size_t)buf->len != expected) {
+        PyErr_Format(PyExc_ValueError, "`%s` must hold %zu bytes. Got %zd.", name, expected, buf->len);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(xent_doc,
+             "softmax_xent(queries, candidates, dim, weights, bias, row_keys, col_keys, scale,\n"
+             "             loss, d_queries, d_candidates, d_bias, threads, isa=None)\n\n"
+             "In-batch softmax cross-entropy and its gradients (see the module source). Buffers are\n"
+             "C-contiguous: queries float32 [B, dim], candidates float32 [N, dim] with N >= B, weights\n"
+             "float32 [B], bias float32 [N] or None, row_keys int64 [B] and col_keys int64 [N] or both None.\n"
+             "Writes loss [B], d_queries [B, dim], d_candidates [N, dim], d_bias [N]. Releases the GIL.");
+
+static PyObject *py_softmax_xent(PyObject *self, PyObject *args) {
+    Py_buffer qb, cb, wb, bb = {0}, rk = {0}, ck = {0}, lb, dqb, dcb, dbb;
+    PyObject *bias_obj, *rk_obj, *ck_obj, *isa_obj = NULL, *result = NULL;
+    Py_ssize_t dim;
+    float scale;
+    int threads;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*ny*OOOfw*w*w*w*i|O", &qb, &cb, &dim, &wb, &bias_obj, &rk_obj, &ck_obj,
+                          &scale, &lb, &dqb, &dcb, &dbb, &threads, &isa_obj))
+        return NULL;
+    int have_bias = 0, have_rk = 0, have_ck = 0;
+    if (bias_obj != Py_None) {
+        if (PyObject_GetBuffer(bias_obj, &bb, PyBUF_SIMPLE) < 0) goto done;
+        have_bias = 1;
+    }
+    if (rk_obj != Py_None) {
+        if (PyObject_GetBuffer(rk_obj, &rk, PyBUF_SIMPLE) < 0) goto done;
+        have_rk = 1;
+    }
+    if (ck_obj != Py_None) {
+        if (PyObject_GetBuffer(ck_obj, &ck, PyBUF_SIMPLE) < 0) goto done;
+        have_ck = 1;
+    }
+    const int isa = parse_isa(isa_obj);
+    if (isa < 0) goto done;
+    if (dim < 1 || threads < 1 || threads > SK_MAX_THREADS || have_rk != have_ck) {
+        PyErr_Format(PyExc_ValueError,
+                     "`dim` must be >= 1, `threads` in [1, %d], and `row_keys` and `col_keys` given together. "
+                     "Got %zd, %d.", SK_MAX_THREADS, dim, threads);
+        goto done;
+    }
+    const size_t D = (size_t)dim, B = (size_t)wb.len / sizeof(float), N = (size_t)cb.len / (D * sizeof(float));
+    if (N < B) {
+        PyErr_Format(PyExc_ValueError, "`candidates` must have at least as many rows as `queries`. Got %zu < %zu.", N, B);
+        goto done;
+    }
+    if (check_size("queries", &qb, B * D * sizeof(float)) || check_size("candidates", &cb, N * D * sizeof(float)) ||
+        check_size("bias", &bb, N * sizeof(float)) || check_size("row_keys", &rk, B * sizeof(int64_t)) ||
+        check_size("col_keys", &ck, N * sizeof(int64_t)) || check_size("loss", &lb, B * sizeof(float)) ||
+        check_size("d_queries", &dqb, B * D * sizeof(float)) ||
+        check_size("d_candidates", &dcb, N * D * sizeof(float)) || check_size("d_bias", &dbb, N * sizeof(float)))
+        goto done;
+    int status = 0;
+    if (B > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        status = softmax_xent_impl(qb.buf, cb.buf, wb.buf, have_bias ? bb.buf : NULL, have_rk ? rk.buf : NULL,
+                                   have_ck ? ck.buf : NULL, scale, B, N, D, lb.buf, dqb.buf, dcb.buf, dbb.buf,
+                                   threads, isa);
+        Py_END_ALLOW_THREADS
+    } else {
+        memset(dcb.buf, 0, N * D * sizeof(float));
+        memset(dbb.buf, 0, N * sizeof(float));
+    }
+    if (status != 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (have_bias) PyBuffer_Release(&bb);
+    if (have_rk) PyBuffer_Release(&rk);
+    if (have_ck) PyBuffer_Release(&ck);
+    PyBuffer_Release(&qb), PyBuffer_Release(&cb), PyBuffer_Release(&wb), PyBuffer_Release(&lb);
+    PyBuffer_Release(&dqb), PyBuffer_Release(&dcb), PyBuffer_Release(&dbb);
+    return result;
+}
+
+static PyObject *py_supported_isas(PyObject *self, PyObject *unused) {
+    (void)self, (void)unused;
+    PyObject *list = PyList_New(0);
+    for (int i = 0; list && i < 2; ++i)
+        if (isa_supported(i)) {
+            PyObject *name = PyUnicode_FromString(isa_names[i]);
+            if (!name || PyList_Append(list, name) < 0) {
+                Py_XDECREF(name);
+                Py_DECREF(list);
+                return NULL;
+            }
+            Py_DECREF(name);
+        }
+    return list;
+}
+
+static PyMethodDef methods[] = {
+    {"softmax_xent", py_softmax_xent, METH_VARARGS, xent_doc},
+    {"supported_isas", py_supported_isas, METH_NOARGS, "The code paths this CPU runs: 'portable', 'avx512'."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_softmax_kernel",
+    "Fused in-batch softmax cross-entropy for tfrs_twotower.tasks (see fused_softmax.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__softmax_kernel(void) { return PyModule_Create(&module); }
