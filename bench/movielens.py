@@ -87,9 +87,11 @@ BEST = {
 ROW_NAMES = {
     "ours": "ours",
     "tfrs": "TFRS",
-    "ours-xla": "ours, XLA-compiled loss (prototype)",
-    "ours-sparse": "ours, row-sparse Adagrad (prototype)",
+    "ours-tf-loss": "ours, loss by TF ops (`fused=False`)",
+    "ours-keras-adagrad": "ours, Keras 3 Adagrad (dense table updates)",
 }
+# Rows of ours with one speed-up of the package turned off (`--ablations`).
+ABLATIONS = {"ours-tf-loss": {"tf_loss": True}, "ours-keras-adagrad": {"keras_adagrad": True}}
 OPTIONS = (
     "l2_normalize",
     "temperature",
@@ -215,6 +217,8 @@ def read_jsonl(path: str) -> list[dict]:
 # ------------------------------------------------------------------------------------------- our model
 def build_ours(settings: dict, schema, train_candidates: list[dict], corpus: list[dict], numeric_stats):
     """Our two-tower model for `settings` from the public building blocks (as `tt.build_model` does)."""
+    import keras
+
     import tfrs_twotower as tt
     from tfrs_twotower.data.batching import side_columns
     from tfrs_twotower.tasks import CandidateFrequencies, CorpusSampler
@@ -233,6 +237,7 @@ def build_ours(settings: dict, schema, train_candidates: list[dict], corpus: lis
         remove_accidental_hits=settings.get("remove_accidental_hits", False),
         num_hard_negatives=settings.get("num_hard_negatives"),
         loss_reduction=settings.get("loss_reduction", "sum"),
+        fused=False if settings.get("tf_loss") else None,
     )
     correction = settings.get("sampling_bias_correction")
     estimator = None
@@ -246,8 +251,6 @@ def build_ours(settings: dict, schema, train_candidates: list[dict], corpus: lis
         sampler = CorpusSampler(
             side_columns(schema.candidate, corpus), settings["num_mixed_negatives"], seed=settings["seed"]
         )
-    if settings.get("xla_loss"):
-        task = _xla_task(settings.get("loss_reduction", "sum"))
     model = tt.TwoTowerModel(
         query_tower,
         candidate_tower,
@@ -259,63 +262,10 @@ def build_ours(settings: dict, schema, train_candidates: list[dict], corpus: lis
     )
     config = tt.TrainingConfig(optimizer=settings["optimizer"], learning_rate=settings["learning_rate"])
     optimizer = make_optimizer(config)
-    if settings.get("sparse_adagrad"):
-        optimizer = _sparse_adagrad(settings["learning_rate"])
+    if settings.get("keras_adagrad"):
+        optimizer = keras.optimizers.Adagrad(learning_rate=settings["learning_rate"])
     model.compile(optimizer=optimizer, jit_compile=False)
     return model
-
-
-def _sparse_adagrad(learning_rate: float):
-    """A prototype, not in the package: Adagrad updating only the rows of an embedding's gradient.
-
-    Keras 3's Adagrad turns an `IndexedSlices` gradient (an embedding lookup's) into a dense update of the
-    whole table and its accumulator at every step, so a step costs O(num_buckets); Keras 2's (TFRS's)
-    applies it to the looked-up rows only.
-    """
-    import keras
-    import tensorflow as tf
-
-    class SparseAdagrad(keras.optimizers.Adagrad):
-        def update_step(self, gradient, variable, learning_rate):
-            if not isinstance(gradient, tf.IndexedSlices):
-                return super().update_step(gradient, variable, learning_rate)
-            lr = tf.cast(learning_rate, variable.dtype)
-            rows, positions = tf.unique(gradient.indices)
-            values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
-            accumulator = self._accumulators[self._get_variable_index(variable)]
-            self.assign_add(accumulator, tf.IndexedSlices(tf.square(values), rows))
-            scale = tf.sqrt(tf.gather(accumulator, rows) + self.epsilon)
-            self.assign_sub(variable, tf.IndexedSlices(lr * values / scale, rows))
-
-    return SparseAdagrad(learning_rate=learning_rate)
-
-
-def _xla_task(loss_reduction: str):
-    """A prototype, not in the package: plain in-batch softmax whose logits and loss are one XLA cluster.
-
-    The towers cannot be XLA-compiled (string hashing), so the model compiles with `jit_compile=False`;
-    this compiles only the `[B, B]` part (matmul, softmax cross-entropy), which dominates at batch 8192.
-    """
-    import tensorflow as tf
-
-    import tfrs_twotower as tt
-
-    class XlaRetrieval(tt.Retrieval):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            loss = self._loss
-
-            @tf.function(jit_compile=True)
-            def plain(queries, candidates):
-                logits = tf.matmul(queries, candidates, transpose_b=True)
-                return loss(tf.eye(tf.shape(logits)[0], tf.shape(logits)[1]), logits)
-
-            self._plain = plain
-
-        def call(self, query_embeddings, candidate_embeddings, **options):
-            return self._plain(query_embeddings, candidate_embeddings)  # plain softmax: options unused
-
-    return XlaRetrieval(loss_reduction=loss_reduction)
 
 
 def _numeric_stats(schema, columns: dict, side: str) -> dict:
@@ -508,7 +458,7 @@ def run_process(script_args: list[str], spec: dict, out: str, legacy: bool) -> d
 def run_model(side: str, settings: dict, paths: dict, out: str, data: dict, smoke: bool) -> dict:
     """Trains one model (`ours` or `tfrs`) in its own process; scores its embeddings with our evaluation."""
     if side.startswith("ours") and smoke:  # in this process: seconds matter more than an isolated RSS here
-        settings = {**settings, "xla_loss": side == "ours-xla", "sparse_adagrad": side == "ours-sparse"}
+        settings = {**settings, **ABLATIONS.get(side, {})}
         result = fit_ours(
             settings,
             paths["schema"],
@@ -519,11 +469,8 @@ def run_model(side: str, settings: dict, paths: dict, out: str, data: dict, smok
         result.pop("query_embeddings"), result.pop("candidate_embeddings")
         result["peak_rss_mb"] = None
         return result
-    if side in ("ours-xla", "ours-sparse"):
-        settings, side = (
-            {**settings, "xla_loss": side == "ours-xla", "sparse_adagrad": side == "ours-sparse"},
-            "ours",
-        )
+    if side in ABLATIONS:
+        settings, side = {**settings, **ABLATIONS[side]}, "ours"
     if side == "ours":
         result = run_process(
             [os.path.join(BENCH, "movielens.py"), "--worker"],
@@ -704,16 +651,10 @@ def main(argv=None) -> dict:
         "--best", default=None, help="JSON overriding the `best` settings, e.g. '{\"epochs\": 10}'"
     )
     parser.add_argument(
-        "--xla-prototype",
+        "--ablations",
         action="store_true",
-        help="add a `same` row with the [B, B] "
-        "logits and loss compiled by XLA (a prototype of a package change, see `_xla_task`)",
-    )
-    parser.add_argument(
-        "--sparse-adagrad-prototype",
-        action="store_true",
-        help="add a row to each Adagrad comparison with a row-sparse Adagrad (a prototype of a package "
-        "change, see `_sparse_adagrad`)",
+        help="add rows of ours without each speed-up: the loss by TF ops instead of the fused kernel, and "
+        "Keras 3's Adagrad (dense updates of the whole table) instead of `RowSparseAdagrad`",
     )
     parser.add_argument(
         "--workdir", default=None, help="where data and runs go (default: a temporary folder)"
@@ -767,10 +708,10 @@ def main(argv=None) -> dict:
         report_runs[comparison] = {"settings": settings}
         summary[comparison] = {}
         sides = ("ours",) if skip_tfrs else ("ours", "tfrs")
-        if args.xla_prototype and comparison == "same":
-            sides += ("ours-xla",)
-        if args.sparse_adagrad_prototype and settings["optimizer"] == "adagrad":
-            sides += ("ours-sparse",)
+        if args.ablations:
+            sides += ("ours-tf-loss",)
+            if settings["optimizer"] == "adagrad":
+                sides += ("ours-keras-adagrad",)
         for side in sides:
             report_runs[comparison][side] = []
         for i in range(args.runs):  # interleaved, so that both sides see the same load
@@ -796,7 +737,7 @@ def main(argv=None) -> dict:
                 )
         for side in sides:
             summary[comparison][ROW_NAMES[side]] = summarize(report_runs[comparison][side])
-        for side in ("ours-xla", "ours-sparse"):
+        for side in ABLATIONS:
             if side in sides and "tfrs" in sides:
                 row = summary[comparison][ROW_NAMES[side]]
                 row["ratio"] = _ratio(row, summary[comparison]["TFRS"])

@@ -27,10 +27,11 @@ if "tensorflow" not in _sys.modules:
 from tfrs_twotower import data, features, index, metrics, tasks, text  # noqa: E402
 from tfrs_twotower.data import make_candidate_dataset, make_dataset, scan  # noqa: E402
 from tfrs_twotower.export import export_encoder, read_embeddings  # noqa: E402
-from tfrs_twotower.features import FeatureEncoder  # noqa: E402
+from tfrs_twotower.features import FeatureEncoder, RowEmbedding  # noqa: E402
 from tfrs_twotower.index import BruteForce, ScaNN  # noqa: E402
 from tfrs_twotower.metrics import FactorizedTopK, evaluate_retrieval  # noqa: E402
 from tfrs_twotower.models import Model, TwoTowerModel  # noqa: E402
+from tfrs_twotower.optimizers import RowSparseAdagrad  # noqa: E402
 from tfrs_twotower.schema import FeatureSpec, InputSchema, SchemaError, load_schema  # noqa: E402
 from tfrs_twotower.tasks import Retrieval  # noqa: E402
 from tfrs_twotower.towers import Tower, build_towers  # noqa: E402
@@ -46,6 +47,8 @@ __all__ = [
     "InputSchema",
     "Model",
     "Retrieval",
+    "RowEmbedding",
+    "RowSparseAdagrad",
     "ScaNN",
     "SchemaError",
     "Tower",

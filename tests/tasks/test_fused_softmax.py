@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.tasks import Retrieval, fused_softmax
 
 pytestmark = pytest.mark.skipif(
@@ -22,7 +23,7 @@ ISAS = [
 
 
 def reference(queries, candidates, weights, bias=None, row_keys=None, col_keys=None, scale=1.0):
-    """Loss per row and gradients of sum(weights * loss), in float64 from the materialised logits."""
+    """Loss per row, gradients of sum(weights * loss) and the rank counts, from the float64 logits."""
     q, c = queries.astype(np.float64), candidates.astype(np.float64)
     rows = np.arange(len(q))
     logits = scale * q @ c.T + (0.0 if bias is None else bias.astype(np.float64))
@@ -37,7 +38,17 @@ def reference(queries, candidates, weights, bias=None, row_keys=None, col_keys=N
     d_logits = exp / total
     d_logits[rows, rows] -= 1.0
     d_logits *= weights[:, None]
-    return losses, scale * d_logits @ c, scale * d_logits.T @ q, d_logits.sum(0)
+    negative = np.isfinite(logits)
+    negative[rows, rows] = False
+    outscoring = (negative & (logits > logits[rows, rows][:, None])).sum(1)
+    return (
+        losses,
+        scale * d_logits @ c,
+        scale * d_logits.T @ q,
+        d_logits.sum(0),
+        outscoring.astype(np.float32),
+        negative.sum(1).astype(np.float32),
+    )
 
 
 def random_case(rng, num_queries, num_candidates, dim, with_bias=True, with_keys=True):
@@ -71,7 +82,8 @@ def test_kernel_matches_float64_reference(isa, num_queries, num_candidates, dim,
     case = random_case(np.random.default_rng(dim), num_queries, num_candidates, dim, with_bias, with_keys)
     got = fused_softmax.softmax_cross_entropy(**case, scale=scale, isa=isa, threads=2)
     want = reference(**case, scale=scale)
-    for name, g, w in zip(["losses", "d_queries", "d_candidates", "d_bias"], got, want, strict=True):
+    assert isinstance(got, fused_softmax.FusedResult)
+    for name, g, w in zip(got._fields, got, want, strict=True):
         assert g.dtype == np.float32 and g.shape == w.shape, name
         np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(w).max()), err_msg=name)
 
@@ -80,11 +92,9 @@ def test_accidental_hits_leave_the_masked_columns_out():
     # Every candidate has the same id: each row's softmax holds its positive only, so the loss is 0.
     case = random_case(np.random.default_rng(0), 20, 20, 8, with_keys=False)
     keys = np.zeros(20, np.int64)
-    losses, d_queries, d_candidates, d_bias = fused_softmax.softmax_cross_entropy(
-        **{**case, "row_keys": keys, "col_keys": keys}
-    )
-    assert np.all(losses == 0.0)
-    assert not d_queries.any() and not d_candidates.any() and not d_bias.any()
+    got = fused_softmax.softmax_cross_entropy(**{**case, "row_keys": keys, "col_keys": keys})
+    assert np.all(got.losses == 0.0) and np.all(got.negatives == 0.0) and np.all(got.outscoring == 0.0)
+    assert not got.d_queries.any() and not got.d_candidates.any() and not got.d_bias.any()
 
 
 def test_results_depend_only_on_inputs_and_thread_count():
@@ -100,8 +110,8 @@ def test_results_depend_only_on_inputs_and_thread_count():
 def test_nan_inputs_give_a_nan_loss():
     case = random_case(np.random.default_rng(2), 8, 8, 4, with_bias=False, with_keys=False)
     case["candidates"][5, 1] = np.nan
-    losses, *_ = fused_softmax.softmax_cross_entropy(**case)
-    assert np.isnan(losses).all()  # column 5 is in every row's softmax
+    # column 5 is in every row's softmax
+    assert np.isnan(fused_softmax.softmax_cross_entropy(**case).losses).all()
 
 
 def test_bad_shapes_are_refused():
@@ -125,7 +135,7 @@ def test_weighted_loss_gradient_is_the_kernels_times_the_upstream_gradient():
             **tensors, row_keys=case["row_keys"], col_keys=case["col_keys"], scale=2.0
         )
     grads = tape.gradient(loss, [tensors[name] for name in names])
-    losses, d_q, d_c, d_b = reference(**case, scale=2.0)
+    losses, d_q, d_c, d_b, *_ = reference(**case, scale=2.0)
     assert float(loss) == pytest.approx(3.0 * float(np.sum(case["weights"] * losses)), rel=1e-5)
     for got, want in zip(grads, [d_q, d_c, losses, d_b], strict=True):
         np.testing.assert_allclose(got.numpy(), 3.0 * want, rtol=1e-4, atol=1e-5)
@@ -146,7 +156,7 @@ def _retrieval_loss_and_grads(task, queries, candidates, **options):
         return loss, tape.gradient(loss, variables)
 
     loss, grads = step()
-    return float(loss), [g.numpy() for g in grads]
+    return float(loss), [g.numpy() for g in grads], [float(m.result()) for m in task.batch_metrics]
 
 
 @pytest.mark.parametrize(
@@ -188,17 +198,26 @@ def test_retrieval_fused_equals_tf_ops(task_args, options):
     call_options = {name: data[key] for name, key in options.items()}
     queries = rng.standard_normal((batch, dim)).astype(np.float32)
     candidates = rng.standard_normal((batch + extra_rows, dim)).astype(np.float32)
+
+    def metrics():
+        return [InBatchAUC(), InBatchTopKAccuracy(k=5), InBatchPrecisionAt1()]
+
     fused, plain = (
-        _retrieval_loss_and_grads(Retrieval(fused=f, **task_args), queries, candidates, **call_options)
+        _retrieval_loss_and_grads(
+            Retrieval(fused=f, batch_metrics=metrics(), **task_args), queries, candidates, **call_options
+        )
         for f in (True, False)
     )
     assert fused[0] == pytest.approx(plain[0], rel=1e-5)
     for got, want in zip(fused[1], plain[1], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert 0.0 < plain[2][0] < 1.0 and 0.0 < plain[2][1] < 1.0  # the metrics are not trivial here
+    np.testing.assert_allclose(fused[2], plain[2], rtol=1e-6)
 
 
 def test_retrieval_uses_tf_ops_for_what_the_kernel_does_not_cover():
-    task = Retrieval(fused=True, batch_metrics=[keras.metrics.CategoricalAccuracy()])
+    assert Retrieval(fused=True, batch_metrics=[InBatchAUC()])._fuses(True, None)
+    task = Retrieval(fused=True, batch_metrics=[keras.metrics.CategoricalAccuracy()])  # needs the logits
     eye = np.eye(4, dtype="float32")
     assert not task._fuses(compute_batch_metrics=True, negative_embeddings=None)
     assert task._fuses(compute_batch_metrics=False, negative_embeddings=None)

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from tfrs_twotower.features._pooling import as_matrix, masked_mean
+from tfrs_twotower.features.embedding import RowEmbedding
 from tfrs_twotower.features.id import default_embedding_dim
 
 
@@ -53,7 +54,7 @@ class CategoricalEncoder(keras.layers.Layer):
             vocabulary=vocab, mask_token="", num_oov_indices=1, name="lookup"
         )
         # Index 0 is the mask (absent), 1 the out-of-vocabulary value, 2.. the vocabulary.
-        self.embedding = keras.layers.Embedding(len(vocab) + 2, self.embedding_dim, name="embedding")
+        self.embedding = RowEmbedding(len(vocab) + 2, self.embedding_dim, name="embedding")
 
     @property
     def output_dim(self) -> int:

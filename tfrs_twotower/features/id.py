@@ -7,6 +7,8 @@ import math
 import keras
 import tensorflow as tf
 
+from tfrs_twotower.features.embedding import RowEmbedding
+
 
 def default_embedding_dim(cardinality: int) -> int:
     """A rule-of-thumb embedding width for `cardinality` values: 6 * n**0.25, clamped to [8, 64].
@@ -46,7 +48,7 @@ class IdEncoder(keras.layers.Layer):
         self.embedding_dim = embedding_dim or default_embedding_dim(num_buckets)
         self.supports_jit = False
         self.hashing = keras.layers.Hashing(num_bins=num_buckets, name="hashing")
-        self.embedding = keras.layers.Embedding(num_buckets, self.embedding_dim, name="embedding")
+        self.embedding = RowEmbedding(num_buckets, self.embedding_dim, name="embedding")
 
     @property
     def output_dim(self) -> int:

@@ -63,7 +63,17 @@ class _InBatchRankMetric(keras.metrics.Metric):
             ops.cast(ops.logical_and(is_negative, ops.greater(y_pred, positive_logit)), "float32"), axis=1
         )
         num_negatives = ops.sum(ops.cast(is_negative, "float32"), axis=1)
-        values, weights = self._values(outscoring, num_negatives)
+        self.update_from_ranks(outscoring, num_negatives, sample_weight)
+
+    def update_from_ranks(self, outscoring, num_negatives, sample_weight=None) -> None:
+        """Accumulates the metric from per-query counts (what the fused loss kernel computes).
+
+        Args:
+            outscoring: `[batch]` number of negatives whose logit is strictly above the positive's.
+            num_negatives: `[batch]` number of negatives in the query's row.
+            sample_weight: optional `[batch]` weight of each query.
+        """
+        values, weights = self._values(ops.cast(outscoring, "float32"), ops.cast(num_negatives, "float32"))
         if sample_weight is not None:
             weights = weights * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
         self.total.assign_add(ops.sum(values * weights))

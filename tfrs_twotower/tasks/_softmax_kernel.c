@@ -2,8 +2,10 @@
  *
  * For queries Q [B, D] and candidates C [N, D] (N >= B; row i's positive is column i), with logits
  *     z[i][j] = scale * (q_i . c_j) + bias[j],   z[i][j] = -inf where row_keys[i] == col_keys[j], j != i,
- * one call writes every row's loss L_i = logsumexp_j z[i][j] - z[i][i] and the gradients of
- * sum_i w_i L_i: dQ [B, D], dC [N, D], dbias [N] (and dL/dw_i = L_i). The [B, N] logits are never
+ * one call writes every row's loss L_i = logsumexp_j z[i][j] - z[i][i], the gradients of
+ * sum_i w_i L_i: dQ [B, D], dC [N, D], dbias [N] (and dL/dw_i = L_i), and what the in-batch metrics
+ * need: per row, the number of negatives (columns other than i with z > -inf) and how many of them
+ * outscore the positive (z[i][j] > z[i][i]). The [B, N] logits are never
  * written to memory: each thread takes a block of R query rows, computes its R x N logits into a buffer
  * that stays in L2, turns them into the gradient of the logits in place (softmax minus the one-hot label,
  * times the row's weight), and multiplies that block into dQ (its own rows) and into a per-thread dC,
@@ -51,6 +53,7 @@ typedef struct {
     float scale;
     size_t B, N, NP, D, blocks;
     float *loss, *dQ;          /* outputs [B], [B, D] */
+    float *outscoring, *negatives; /* outputs [B] */
     float *dC_parts, *dbias_parts, *zbufs;  /* per thread: [NP, D], [NP], [R, NP] */
     int threads, isa;
 } Job;
@@ -62,7 +65,14 @@ static void finish_row_portable(const Job *job, size_t i, float *z, float *dbias
     const size_t NP = job->NP;
     const float positive = z[i];
     float m = -INFINITY;
-    for (size_t c = 0; c < NP; ++c) m = z[c] > m ? z[c] : m;
+    size_t above = 0, negatives = 0;
+    for (size_t c = 0; c < NP; ++c) {
+        m = z[c] > m ? z[c] : m;
+        above += z[c] > positive;
+        negatives += z[c] > -INFINITY;
+    }
+    job->outscoring[i] = (float)above;
+    job->negatives[i] = (float)(negatives - (positive > -INFINITY));
     double s = 0.0;
     for (size_t c = 0; c < NP; ++c) {
         z[c] = expf(z[c] - m);
@@ -115,7 +125,7 @@ static void block_portable(const Job *job, size_t block, float *zbuf, float *dC,
 
 /* ---------------------------------------------------------------- AVX-512 */
 #ifdef SK_X86
-#define A5 __attribute__((target("avx512f")))
+#define A5 __attribute__((target("avx512f,popcnt")))
 
 /* exp(x) for x <= 0 to ~1 ulp (Cephes expf's reduction and polynomial); 0 below the normal range. */
 A5 static inline __m512 exp_avx512(__m512 x) {
@@ -139,8 +149,17 @@ A5 static inline __m512 exp_avx512(__m512 x) {
 A5 static void finish_row_avx512(const Job *job, size_t i, float *z, float *dbias) {
     const size_t NP = job->NP; /* a multiple of 32 */
     const float positive = z[i];
-    __m512 vm = _mm512_set1_ps(-INFINITY);
-    for (size_t c = 0; c < NP; c += 16) vm = _mm512_max_ps(vm, _mm512_load_ps(z + c));
+    const __m512 pv = _mm512_set1_ps(positive), minus_inf = _mm512_set1_ps(-INFINITY);
+    __m512 vm = minus_inf;
+    size_t above = 0, negatives = 0;
+    for (size_t c = 0; c < NP; c += 16) {
+        const __m512 v = _mm512_load_ps(z + c);
+        vm = _mm512_max_ps(vm, v);
+        above += (size_t)__builtin_popcount(_mm512_cmp_ps_mask(v, pv, _CMP_GT_OQ));
+        negatives += (size_t)__builtin_popcount(_mm512_cmp_ps_mask(v, minus_inf, _CMP_GT_OQ));
+    }
+    job->outscoring[i] = (float)above;
+    job->negatives[i] = (float)(negatives - (positive > -INFINITY));
     const float m = _mm512_reduce_max_ps(vm);
     const __m512 mv = _mm512_set1_ps(m);
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -334,12 +353,12 @@ static void aligned_free(void *p) {
 static int softmax_xent_impl(const float *Q, const float *C, const float *weights, const float *bias,
                              const int64_t *row_keys, const int64_t *col_keys, float scale, size_t B,
                              size_t N, size_t D, float *loss, float *dQ, float *dC, float *dbias,
-                             int threads, int isa) {
+                             float *outscoring, float *negatives, int threads, int isa) {
     Job job;
     memset(&job, 0, sizeof(job));
     job.Q = Q, job.C = C, job.weights = weights, job.row_keys = row_keys, job.scale = scale;
     job.B = B, job.N = N, job.D = D, job.NP = (N + SK_W - 1) / SK_W * SK_W, job.isa = isa;
-    job.loss = loss, job.dQ = dQ;
+    job.loss = loss, job.dQ = dQ, job.outscoring = outscoring, job.negatives = negatives;
     job.blocks = (B + SK_R - 1) / SK_R;
     job.threads = threads < 1 ? 1 : threads;
     if ((size_t)job.threads > job.blocks) job.threads = job.blocks ? (int)job.blocks : 1;
@@ -423,21 +442,22 @@ static int check_size(const char *name, const Py_buffer *buf, size_t expected) {
 
 PyDoc_STRVAR(xent_doc,
              "softmax_xent(queries, candidates, dim, weights, bias, row_keys, col_keys, scale,\n"
-             "             loss, d_queries, d_candidates, d_bias, threads, isa=None)\n\n"
+             "             loss, d_queries, d_candidates, d_bias, outscoring, negatives, threads, isa=None)\n\n"
              "In-batch softmax cross-entropy and its gradients (see the module source). Buffers are\n"
              "C-contiguous: queries float32 [B, dim], candidates float32 [N, dim] with N >= B, weights\n"
              "float32 [B], bias float32 [N] or None, row_keys int64 [B] and col_keys int64 [N] or both None.\n"
-             "Writes loss [B], d_queries [B, dim], d_candidates [N, dim], d_bias [N]. Releases the GIL.");
+             "Writes loss [B], d_queries [B, dim], d_candidates [N, dim], d_bias [N], and per row the number\n"
+             "of negatives outscoring the positive and of negatives, float32 [B]. Releases the GIL.");
 
 static PyObject *py_softmax_xent(PyObject *self, PyObject *args) {
-    Py_buffer qb, cb, wb, bb = {0}, rk = {0}, ck = {0}, lb, dqb, dcb, dbb;
+    Py_buffer qb, cb, wb, bb = {0}, rk = {0}, ck = {0}, lb, dqb, dcb, dbb, ob, nb;
     PyObject *bias_obj, *rk_obj, *ck_obj, *isa_obj = NULL, *result = NULL;
     Py_ssize_t dim;
     float scale;
     int threads;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*ny*OOOfw*w*w*w*i|O", &qb, &cb, &dim, &wb, &bias_obj, &rk_obj, &ck_obj,
-                          &scale, &lb, &dqb, &dcb, &dbb, &threads, &isa_obj))
+    if (!PyArg_ParseTuple(args, "y*y*ny*OOOfw*w*w*w*w*w*i|O", &qb, &cb, &dim, &wb, &bias_obj, &rk_obj, &ck_obj,
+                          &scale, &lb, &dqb, &dcb, &dbb, &ob, &nb, &threads, &isa_obj))
         return NULL;
     int have_bias = 0, have_rk = 0, have_ck = 0;
     if (bias_obj != Py_None) {
@@ -469,14 +489,15 @@ static PyObject *py_softmax_xent(PyObject *self, PyObject *args) {
         check_size("bias", &bb, N * sizeof(float)) || check_size("row_keys", &rk, B * sizeof(int64_t)) ||
         check_size("col_keys", &ck, N * sizeof(int64_t)) || check_size("loss", &lb, B * sizeof(float)) ||
         check_size("d_queries", &dqb, B * D * sizeof(float)) ||
-        check_size("d_candidates", &dcb, N * D * sizeof(float)) || check_size("d_bias", &dbb, N * sizeof(float)))
+        check_size("d_candidates", &dcb, N * D * sizeof(float)) || check_size("d_bias", &dbb, N * sizeof(float)) ||
+        check_size("outscoring", &ob, B * sizeof(float)) || check_size("negatives", &nb, B * sizeof(float)))
         goto done;
     int status = 0;
     if (B > 0) {
         Py_BEGIN_ALLOW_THREADS
         status = softmax_xent_impl(qb.buf, cb.buf, wb.buf, have_bias ? bb.buf : NULL, have_rk ? rk.buf : NULL,
                                    have_ck ? ck.buf : NULL, scale, B, N, D, lb.buf, dqb.buf, dcb.buf, dbb.buf,
-                                   threads, isa);
+                                   ob.buf, nb.buf, threads, isa);
         Py_END_ALLOW_THREADS
     } else {
         memset(dcb.buf, 0, N * D * sizeof(float));
@@ -493,7 +514,8 @@ done:
     if (have_rk) PyBuffer_Release(&rk);
     if (have_ck) PyBuffer_Release(&ck);
     PyBuffer_Release(&qb), PyBuffer_Release(&cb), PyBuffer_Release(&wb), PyBuffer_Release(&lb);
-    PyBuffer_Release(&dqb), PyBuffer_Release(&dcb), PyBuffer_Release(&dbb);
+    PyBuffer_Release(&dqb), PyBuffer_Release(&dcb), PyBuffer_Release(&dbb), PyBuffer_Release(&ob);
+    PyBuffer_Release(&nb);
     return result;
 }
 

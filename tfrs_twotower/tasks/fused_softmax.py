@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -57,6 +58,17 @@ def _threads() -> int:
         return os.cpu_count() or 1
 
 
+class FusedResult(NamedTuple):
+    """What one kernel call computes; `outscoring` and `negatives` feed the in-batch metrics."""
+
+    losses: np.ndarray  # [B] per-row softmax cross-entropy
+    d_queries: np.ndarray  # [B, D] gradient of sum(weights * losses)
+    d_candidates: np.ndarray  # [N, D]
+    d_bias: np.ndarray  # [N]
+    outscoring: np.ndarray  # [B] negatives with a logit strictly above the positive's (float32)
+    negatives: np.ndarray  # [B] columns in the row's softmax other than the positive (float32)
+
+
 def softmax_cross_entropy(
     queries,
     candidates,
@@ -67,8 +79,8 @@ def softmax_cross_entropy(
     scale: float = 1.0,
     threads: int | None = None,
     isa: str | None = None,
-):
-    """Per-row losses and the gradients of `sum(weights * losses)`, as NumPy arrays.
+) -> FusedResult:
+    """Per-row losses, the gradients of `sum(weights * losses)` and per-row ranks, as NumPy arrays.
 
     Logits are `scale * queries @ candidates.T + bias`; row `i`'s label is column `i`; columns whose
     `col_keys` equal the row's `row_keys` (other than column `i`) are left out of the row's softmax.
@@ -80,7 +92,7 @@ def softmax_cross_entropy(
         threads: CPU threads (default: the CPUs this process may use). isa: "avx512", "portable" or None.
 
     Returns:
-        `(losses [B], d_queries [B, D], d_candidates [N, D], d_bias [N])`.
+        A `FusedResult`.
     """
     if _softmax_kernel is None:
         raise ImportError(
@@ -106,6 +118,7 @@ def softmax_cross_entropy(
     d_queries = np.empty((num_queries, dim), np.float32)
     d_candidates = np.empty((num_candidates, dim), np.float32)
     d_bias = np.empty(num_candidates, np.float32)
+    outscoring, negatives = np.empty(num_queries, np.float32), np.empty(num_queries, np.float32)
     _softmax_kernel.softmax_xent(
         queries,
         candidates,
@@ -119,16 +132,24 @@ def softmax_cross_entropy(
         d_queries,
         d_candidates,
         d_bias,
+        outscoring,
+        negatives,
         threads or _threads(),
         isa,
     )
-    return losses, d_queries, d_candidates, d_bias
+    return FusedResult(losses, d_queries, d_candidates, d_bias, outscoring, negatives)
 
 
 def weighted_loss(queries, candidates, weights, bias=None, row_keys=None, col_keys=None, scale: float = 1.0):
     """`sum(weights * losses)` as a TF scalar whose gradient (queries, candidates, weights, bias) is the
     kernel's; arguments as `softmax_cross_entropy`'s, as tensors. Runs in eager mode and in `tf.function`
     (not under XLA: the kernel is a `tf.numpy_function`)."""
+    return loss_and_ranks(queries, candidates, weights, bias, row_keys, col_keys, scale)[0]
+
+
+def loss_and_ranks(queries, candidates, weights, bias=None, row_keys=None, col_keys=None, scale: float = 1.0):
+    """`(weighted_loss(...), outscoring [B], negatives [B])`: the loss and, from the same kernel call, the
+    per-row counts the in-batch metrics take (`metrics.in_batch`, `update_from_ranks`)."""
     queries = tf.convert_to_tensor(queries, tf.float32)
     candidates = tf.convert_to_tensor(candidates, tf.float32)
     weights = tf.reshape(tf.convert_to_tensor(weights, tf.float32), [-1])
@@ -136,21 +157,19 @@ def weighted_loss(queries, candidates, weights, bias=None, row_keys=None, col_ke
     keys = [] if row_keys is None else [tf.cast(row_keys, tf.int64), tf.cast(col_keys, tf.int64)]
 
     def kernel(q, c, w, b, *k):
-        return softmax_cross_entropy(q, c, w, b, *(k or (None, None)), scale=scale)
+        return tuple(softmax_cross_entropy(q, c, w, b, *(k or (None, None)), scale=scale))
 
     @tf.custom_gradient
     def loss(q, c, w, b):
-        losses, d_q, d_c, d_b = tf.numpy_function(
-            kernel, [q, c, w, b, *keys], [tf.float32] * 4, stateful=False, name="fused_softmax_xent"
+        losses, d_q, d_c, d_b, outscoring, negatives = tf.numpy_function(
+            kernel, [q, c, w, b, *keys], [tf.float32] * 6, stateful=False, name="fused_softmax_xent"
         )
-        losses.set_shape(w.shape)
-        d_q.set_shape(q.shape)
-        d_c.set_shape(c.shape)
-        d_b.set_shape(b.shape)
+        for tensor, like in [(losses, w), (d_q, q), (d_c, c), (d_b, b), (outscoring, w), (negatives, w)]:
+            tensor.set_shape(like.shape)
 
-        def grad(upstream):
+        def grad(upstream, *_):  # the counts have no gradient
             return upstream * d_q, upstream * d_c, upstream * losses, upstream * d_b
 
-        return tf.reduce_sum(w * losses), grad
+        return (tf.reduce_sum(w * losses), outscoring, negatives), grad
 
     return loss(queries, candidates, weights, bias)

@@ -80,7 +80,8 @@ class Retrieval(keras.layers.Layer):
             8192) instead of TensorFlow ops. None (default): when the kernel is built, the CPU has AVX-512
             and no GPU is visible. True: whenever built. False: never. Either way only for calls it
             covers: not with a custom `loss`, hard negatives, per-row `negative_embeddings` or
-            `batch_metrics` to update (those use the TF ops). Same results to float32 rounding.
+            `batch_metrics` without an `update_from_ranks` method (those use the TF ops; the metrics of
+            `metrics.in_batch` have it). Same results to float32 rounding.
         name: layer name.
 
     Call arguments:
@@ -227,8 +228,9 @@ class Retrieval(keras.layers.Layer):
             )
 
         num_queries = ops.shape(query_embeddings)[0]
-        if self._fuses(compute_batch_metrics, negative_embeddings):
-            loss = self._fused_loss(
+        fused = self._fuses(compute_batch_metrics, negative_embeddings)
+        if fused:
+            loss, outscoring, num_negatives = self._fused_loss(
                 query_embeddings,
                 candidate_embeddings,
                 sample_weight,
@@ -264,7 +266,10 @@ class Retrieval(keras.layers.Layer):
                 )
         if compute_batch_metrics:
             for metric in self._batch_metrics:
-                metric.update_state(labels, logits, sample_weight=sample_weight)
+                if fused:
+                    metric.update_from_ranks(outscoring, num_negatives, sample_weight=sample_weight)
+                else:
+                    metric.update_state(labels, logits, sample_weight=sample_weight)
         return loss
 
     def _fuses(self, compute_batch_metrics, negative_embeddings) -> bool:
@@ -273,7 +278,10 @@ class Retrieval(keras.layers.Layer):
             or self._custom_loss is not None
             or self.num_hard_negatives is not None
             or negative_embeddings is not None
-            or (compute_batch_metrics and self._batch_metrics)
+            or (
+                compute_batch_metrics
+                and not all(hasattr(m, "update_from_ranks") for m in self._batch_metrics)
+            )
         ):
             return False
         return bool(self.fused) or fused_softmax.use_by_default()
@@ -346,8 +354,8 @@ class Retrieval(keras.layers.Layer):
         extra_negative_ids,
         extra_negative_sampling_probability,
     ):
-        """The default loss through `fused_softmax.weighted_loss`: the options become a column bias,
-        column keys and row weights."""
+        """The default loss through `fused_softmax.loss_and_ranks`: the options become a column bias,
+        column keys and row weights. Returns (loss, outscoring, num_negatives)."""
         queries = tf.cast(query_embeddings, tf.float32)
         candidates = tf.cast(candidate_embeddings, tf.float32)
         num_queries, num_candidates = tf.shape(queries)[0], tf.shape(candidates)[0]
@@ -374,13 +382,13 @@ class Retrieval(keras.layers.Layer):
         if self.loss_reduction == "mean":
             weights = weights / tf.cast(num_queries, tf.float32)
         scale = 1.0 if self.temperature is None else 1.0 / self.temperature
-        loss = fused_softmax.weighted_loss(
+        loss, outscoring, num_negatives = fused_softmax.loss_and_ranks(
             queries, candidates, weights, bias, row_keys, col_keys, scale=scale
         )
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if self.loss_reduction == "mean" and replicas > 1:
             loss = loss / replicas  # as Keras's "sum_over_batch_size" reduction does
-        return loss
+        return loss, outscoring, num_negatives
 
     def _mine_hard_negatives(self, logits, labels):
         # The positive is lifted above everything so top_k keeps it plus the k highest negatives.

@@ -24,6 +24,7 @@ from tfrs_twotower.data import make_dataset
 from tfrs_twotower.export import encode_batches, encoder_function, export_encoder, write_embeddings
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
+from tfrs_twotower.optimizers import RowSparseAdagrad
 from tfrs_twotower.schema import InputSchema, load_schema
 from tfrs_twotower.serving.retrieval_export import export_retrieval_models
 from tfrs_twotower.tasks import CandidateFrequencies, CorpusSampler, Retrieval
@@ -90,11 +91,16 @@ def make_batch_metrics(names: Sequence[str]) -> list[keras.metrics.Metric]:
 
 
 def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
-    """The Keras optimizer named by `config.optimizer`, with its learning rate (and momentum)."""
+    """The Keras optimizer named by `config.optimizer`, with its learning rate (and momentum).
+
+    "adagrad" is `RowSparseAdagrad`: Keras's Adagrad results, updating only an embedding's looked-up rows.
+    """
     settings: dict[str, Any] = {"learning_rate": config.learning_rate}
     if config.momentum is not None:
         settings["momentum"] = config.momentum
     try:
+        if config.optimizer.lower() == "adagrad":
+            return RowSparseAdagrad(**settings)
         return keras.optimizers.get({"class_name": config.optimizer, "config": settings})
     except (ValueError, TypeError) as e:
         hint = " (`momentum` applies to sgd and rmsprop only)" if config.momentum is not None else ""
