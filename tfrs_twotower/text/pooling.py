@@ -14,5 +14,9 @@ def normalized_sums(vectors: tf.Tensor, tokens: tf.RaggedTensor) -> tf.Tensor:
     >>> normalized_sums(tf.constant([[3.0, 0.0], [0.0, 4.0], [0.0, 2.0]]), tokens).numpy().tolist()
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0], [0.0, 1.0]]
     """
-    sums = tf.math.unsorted_segment_sum(vectors, tokens.value_rowids(), num_segments=tokens.nrows())
+    # sparse.segment_sum (sorted rows, as a ragged tensor's are) is several times faster on CPU than
+    # unsorted_segment_sum.
+    rows = tokens.value_rowids()
+    positions = tf.range(tf.shape(rows, out_type=rows.dtype)[0])
+    sums = tf.sparse.segment_sum(vectors, positions, rows, num_segments=tokens.nrows())
     return tf.math.l2_normalize(sums, axis=1, epsilon=1e-12)
