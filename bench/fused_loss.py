@@ -9,6 +9,8 @@ one `tf.function` computing `Retrieval(...)(queries, candidates)` and its gradie
 timed as the median of `--repeats` calls after one warm-up call (tracing). Variants: the plain loss
 (the TFRS tutorial's) and the loss with temperature, logQ correction and accidental-hit removal (what
 `train` uses with those options). Also checks that both paths give the same loss (relative difference).
+Then the kernel alone (`fused_softmax.softmax_cross_entropy`, NumPy in and out) on each fast code path
+this CPU runs (AVX-512, AVX2; the portable C reference is far slower than TF and not timed), at B = 8192.
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ def time_step(task: Retrieval, batch: int, dim: int, options: bool, repeats: int
     return statistics.median(seconds), float(loss)
 
 
+def time_kernel(isa: str, batch: int, dim: int, repeats: int) -> float:
+    """Median seconds of one kernel call (loss and gradients, no TF) on code path `isa`."""
+    rng = np.random.default_rng(0)
+    queries = rng.standard_normal((batch, dim)).astype("float32") * 0.3
+    candidates = rng.standard_normal((batch, dim)).astype("float32") * 0.3
+    weights = np.ones(batch, "float32")
+    seconds = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        fused_softmax.softmax_cross_entropy(queries, candidates, weights, isa=isa)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds[1:])
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -97,6 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{row['speedup']:.2f}x | {row['relative_loss_difference']:.1e} |",
                     flush=True,
                 )
+    code_paths = []
+    batch = min(8192, max(int(b) for b in args.batches.split(",")))
+    print("\n| code path | B | D | kernel ms |\n|---|---|---|---|")
+    for isa in [i for i in fused_softmax.supported_isas() if i != "portable"]:
+        for dim in (int(d) for d in args.dims.split(",")):
+            seconds = time_kernel(isa, batch, dim, args.repeats)
+            code_paths.append({"isa": isa, "batch": batch, "dim": dim, "kernel_ms": 1000 * seconds})
+            print(f"| {isa} | {batch} | {dim} | {1000 * seconds:.1f} |", flush=True)
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
@@ -104,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         "tensorflow": tf.__version__,
         "load_average": os.getloadavg(),
         "rows": rows,
+        "code_paths": code_paths,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

@@ -16,3 +16,5 @@ def test_small_run_times_both_paths_and_checks_they_agree(tmp_path, load_bench):
     for row in result["rows"]:
         assert row["tf_ops_ms"] > 0 and row["fused_ms"] > 0
         assert row["relative_loss_difference"] < 1e-5
+    fast = [isa for isa in fused_softmax.supported_isas() if isa != "portable"]
+    assert [row["isa"] for row in result["code_paths"]] == fast

@@ -13,12 +13,13 @@ pytestmark = pytest.mark.skipif(
     not fused_softmax.built(), reason="the _softmax_kernel extension is not built"
 )
 
+CPU_ISAS = fused_softmax.supported_isas()
 ISAS = [
-    "portable",
     pytest.param(
-        "avx512",
-        marks=pytest.mark.skipif(not fused_softmax.available(), reason="this CPU has no AVX-512"),
-    ),
+        isa,
+        marks=pytest.mark.skipif(isa not in fused_softmax.supported_isas(), reason=f"this CPU has no {isa}"),
+    )
+    for isa in ("portable", "avx2", "avx512")
 ]
 
 
@@ -95,6 +96,15 @@ def test_accidental_hits_leave_the_masked_columns_out():
     got = fused_softmax.softmax_cross_entropy(**{**case, "row_keys": keys, "col_keys": keys})
     assert np.all(got.losses == 0.0) and np.all(got.negatives == 0.0) and np.all(got.outscoring == 0.0)
     assert not got.d_queries.any() and not got.d_candidates.any() and not got.d_bias.any()
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_code_paths_agree_on_a_training_sized_batch(isa):
+    case = random_case(np.random.default_rng(6), 1000, 1100, 32)
+    got = fused_softmax.softmax_cross_entropy(**case, scale=5.0, isa=isa)
+    want = fused_softmax.softmax_cross_entropy(**case, scale=5.0, isa="portable")
+    for name, g, w in zip(got._fields, got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(w).max()), err_msg=name)
 
 
 def test_results_depend_only_on_inputs_and_thread_count():

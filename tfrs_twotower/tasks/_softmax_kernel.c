@@ -15,7 +15,8 @@
  * Row blocks are split over threads statically and the per-thread dC are added in thread order, so a
  * result depends only on the inputs and the thread count (training runs are reproducible).
  *
- * Code paths: AVX-512 (the fast one) and portable C (the reference the tests compare it with).
+ * Code paths: AVX-512 and AVX2 + FMA (chosen at run time), and portable C (the reference the tests
+ * compare them with; slower than TensorFlow's ops, so not used by default).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -37,10 +38,11 @@
 
 #define SK_R 12          /* query rows per block */
 #define SK_W 32          /* candidate columns per packed panel */
+#define SK_CB 256        /* candidates per tile of the gradient steps: the tile and its dC rows stay in L2 */
 #define SK_MAX_THREADS 256
 
-enum { ISA_PORTABLE = 0, ISA_AVX512 = 1 };
-static const char *const isa_names[] = {"portable", "avx512"};
+enum { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+static const char *const isa_names[] = {"portable", "avx2", "avx512"};
 
 typedef struct {
     const float *Q, *C;        /* [B, D], [N, D] row-major */
@@ -51,10 +53,10 @@ typedef struct {
     const int64_t *col_keys;   /* [NP] or NULL */
     const float *zero_row;     /* [D] zeros: the rows of a last, partial block */
     float scale;
-    size_t B, N, NP, D, blocks;
+    size_t B, N, NP, D, DP, blocks; /* DP: D rounded up to 32 */
     float *loss, *dQ;          /* outputs [B], [B, D] */
     float *outscoring, *negatives; /* outputs [B] */
-    float *dC_parts, *dbias_parts, *zbufs;  /* per thread: [NP, D], [NP], [R, NP] */
+    float *dC_parts, *dbias_parts, *zbufs, *dq_parts;  /* per thread: [NP, D], [NP], [R, NP], [R, DP] */
     int threads, isa;
 } Job;
 
@@ -184,7 +186,7 @@ A5 static void finish_row_avx512(const Job *job, size_t i, float *z, float *dbia
 
 #define A5_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
-A5 static void block_avx512(const Job *job, size_t block, float *zbuf, float *dC, float *dbias) {
+A5 static void block_avx512(const Job *job, size_t block, float *zbuf, float *dC, float *dbias, float *dq) {
     const size_t D = job->D, N = job->N, NP = job->NP, i0 = block * SK_R;
     const float *q[SK_R];
     for (int r = 0; r < SK_R; ++r) q[r] = i0 + r < job->B ? job->Q + (i0 + r) * D : job->zero_row;
@@ -239,50 +241,262 @@ A5 static void block_avx512(const Job *job, size_t block, float *zbuf, float *dC
     const float *g[SK_R];
     for (int r = 0; r < SK_R; ++r) g[r] = zbuf + r * NP;
 
-    /* 3. dQ rows = G @ C and 4. dC += G^T @ Q, 32 components at a time */
-    for (size_t d0 = 0; d0 < D; d0 += 32) {
-        const size_t left = D - d0;
-        const __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1u);
-        const __mmask16 m1 = left >= 32 ? 0xFFFF : (left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1u));
-        {
-            A5_ROWS(A5_DECL)
-            for (size_t c = 0; c < N; ++c) {
-                const float *crow = job->C + c * D + d0;
-                const __m512 c0 = _mm512_maskz_loadu_ps(m0, crow), c1 = _mm512_maskz_loadu_ps(m1, crow + 16);
+    /* 3. dQ rows = G @ C and 4. dC += G^T @ Q, over tiles of SK_CB candidates (a tile and its dC rows stay
+     * in L2 for every chunk of 32 components); dQ accumulates in `dq` (R x DP) */
+    const size_t DP = job->DP;
+    memset(dq, 0, SK_R * DP * sizeof(float));
+    for (size_t cb = 0; cb < N; cb += SK_CB) {
+        const size_t ce = cb + SK_CB < N ? cb + SK_CB : N;
+        for (size_t d0 = 0; d0 < D; d0 += 32) {
+            const size_t left = D - d0;
+            const __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1u);
+            const __mmask16 m1 = left >= 32 ? 0xFFFF : (left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1u));
+            {
+#define A5_DQ_LOAD(r) __m512 a##r = _mm512_load_ps(dq + r * DP + d0), b##r = _mm512_load_ps(dq + r * DP + d0 + 16);
+                A5_ROWS(A5_DQ_LOAD)
+                for (size_t c = cb; c < ce; ++c) {
+                    const float *crow = job->C + c * D + d0;
+                    const __m512 c0 = _mm512_maskz_loadu_ps(m0, crow), c1 = _mm512_maskz_loadu_ps(m1, crow + 16);
 #define A5_DQ(r)                                              \
     {                                                         \
         const __m512 s = _mm512_set1_ps(g[r][c]);             \
         a##r = _mm512_fmadd_ps(s, c0, a##r);                  \
         b##r = _mm512_fmadd_ps(s, c1, b##r);                  \
     }
-                A5_ROWS(A5_DQ)
+                    A5_ROWS(A5_DQ)
+                }
+#define A5_DQ_KEEP(r) _mm512_store_ps(dq + r * DP + d0, a##r), _mm512_store_ps(dq + r * DP + d0 + 16, b##r);
+                A5_ROWS(A5_DQ_KEEP)
             }
-#define A5_DQ_STORE(r)                                                    \
-    if (i0 + r < job->B) {                                                \
-        float *out = job->dQ + (i0 + r) * D + d0;                         \
-        _mm512_mask_storeu_ps(out, m0, a##r);                             \
-        _mm512_mask_storeu_ps(out + 16, m1, b##r);                        \
-    }
-            A5_ROWS(A5_DQ_STORE)
-        }
-        {
+            {
 #define A5_QLOAD(r) const __m512 a##r = _mm512_maskz_loadu_ps(m0, q[r] + d0), b##r = _mm512_maskz_loadu_ps(m1, q[r] + d0 + 16);
-            A5_ROWS(A5_QLOAD)
-            for (size_t c = 0; c < N; ++c) {
-                __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps();
+                A5_ROWS(A5_QLOAD)
+                for (size_t c = cb; c < ce; ++c) {
+                    __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps();
 #define A5_DC(r)                                              \
     {                                                         \
         const __m512 s = _mm512_set1_ps(g[r][c]);             \
         x0 = _mm512_fmadd_ps(s, a##r, x0);                    \
         x1 = _mm512_fmadd_ps(s, b##r, x1);                    \
     }
-                A5_ROWS(A5_DC)
-                float *out = dC + c * D + d0;
-                _mm512_mask_storeu_ps(out, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, out), x0));
-                _mm512_mask_storeu_ps(out + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, out + 16), x1));
+                    A5_ROWS(A5_DC)
+                    float *out = dC + c * D + d0;
+                    _mm512_mask_storeu_ps(out, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, out), x0));
+                    _mm512_mask_storeu_ps(out + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, out + 16), x1));
+                }
             }
         }
     }
+    for (int r = 0; r < SK_R && i0 + r < job->B; ++r) memcpy(job->dQ + (i0 + r) * D, dq + r * DP, D * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- AVX2 + FMA (16 registers of 8 floats)
+ * The same steps as the AVX-512 path in 6-row halves of the block: 6 rows x 16 columns (or components)
+ * fill 12 accumulators. */
+#define A2 __attribute__((target("avx2,fma")))
+
+A2 static inline __m256 exp_avx2(__m256 x) {
+    /* as exp_avx512; 2^k is built in the exponent field (k >= -126 after the clamp) */
+    const __m256 floor_x = _mm256_set1_ps(-87.33f);
+    const __m256 normal = _mm256_cmp_ps(x, floor_x, _CMP_NLT_UQ);
+    x = _mm256_max_ps(floor_x, x);
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 f = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    f = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), f);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, f), f, _mm256_add_ps(f, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), normal);
+}
+
+A2 static inline float hmax_avx2(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+A2 static inline float hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+A2 static void finish_row_avx2(const Job *job, size_t i, float *z, float *dbias) {
+    const size_t NP = job->NP;
+    const float positive = z[i];
+    const __m256 pv = _mm256_set1_ps(positive), minus_inf = _mm256_set1_ps(-INFINITY);
+    __m256 vm = minus_inf;
+    size_t above = 0, negatives = 0;
+    for (size_t c = 0; c < NP; c += 8) {
+        const __m256 v = _mm256_load_ps(z + c);
+        vm = _mm256_max_ps(vm, v);
+        above += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, pv, _CMP_GT_OQ)));
+        negatives += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, minus_inf, _CMP_GT_OQ)));
+    }
+    job->outscoring[i] = (float)above;
+    job->negatives[i] = (float)(negatives - (positive > -INFINITY));
+    const float m = hmax_avx2(vm);
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (size_t c = 0; c < NP; c += 16) {
+        const __m256 e0 = exp_avx2(_mm256_sub_ps(_mm256_load_ps(z + c), mv));
+        const __m256 e1 = exp_avx2(_mm256_sub_ps(_mm256_load_ps(z + c + 8), mv));
+        _mm256_store_ps(z + c, e0), _mm256_store_ps(z + c + 8, e1);
+        s0 = _mm256_add_ps(s0, e0), s1 = _mm256_add_ps(s1, e1);
+    }
+    const float s = hsum_avx2(_mm256_add_ps(s0, s1));
+    job->loss[i] = m + logf(s) - positive;
+    const float w = job->weights[i];
+    const __m256 ws = _mm256_set1_ps(w / s), scale = _mm256_set1_ps(job->scale);
+    for (size_t c = 0; c < NP; c += 8) {
+        const __m256 g = _mm256_mul_ps(_mm256_load_ps(z + c), ws);
+        _mm256_store_ps(dbias + c, _mm256_add_ps(_mm256_load_ps(dbias + c), g));
+        _mm256_store_ps(z + c, _mm256_mul_ps(g, scale));
+    }
+    dbias[i] -= w; /* the label's column */
+    z[i] -= w * job->scale;
+}
+
+/* lane masks of the components d0 .. d0 + 7 that exist (D - d0 of them) */
+A2 static inline __m256i lanes_avx2(size_t left) {
+    const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int n = left >= 8 ? 8 : (int)left;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), index);
+}
+
+#define A2_HALF(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define A2_DECL(r) __m256 a##r = _mm256_setzero_ps(), b##r = _mm256_setzero_ps();
+
+/* Steps 3 and 4 for 6 rows (their dQ accumulates in `dq`, rows DP apart), candidates cb .. ce - 1 and
+ * components d0 .. d0 + 15. `full`, a constant after inlining, drops the (slow) AVX2 masked loads and stores when all
+ * 16 components exist. */
+__attribute__((always_inline)) A2 static inline void gradients_avx2(const Job *job, const float **q,
+                                                                    const float **g, float *dq, size_t d0,
+                                                                    size_t cb, size_t ce, float *dC,
+                                                                    const int full) {
+    const size_t D = job->D, DP = job->DP;
+    const __m256i m0 = lanes_avx2(D - d0), m1 = lanes_avx2(D - d0 > 8 ? D - d0 - 8 : 0);
+#define A2_LOAD(ptr, mask) (full ? _mm256_loadu_ps(ptr) : _mm256_maskload_ps((ptr), (mask)))
+#define A2_STORE_TO(ptr, mask, value)                                                     \
+    do {                                                                                   \
+        if (full)                                                                          \
+            _mm256_storeu_ps((ptr), (value));                                              \
+        else                                                                               \
+            _mm256_maskstore_ps((ptr), (mask), (value));                                   \
+    } while (0)
+    {
+#define A2_DQ_LOAD(r) __m256 a##r = _mm256_load_ps(dq + r * DP + d0), b##r = _mm256_load_ps(dq + r * DP + d0 + 8);
+        A2_HALF(A2_DQ_LOAD)
+        for (size_t c = cb; c < ce; ++c) {
+            const float *crow = job->C + c * D + d0;
+            const __m256 c0 = A2_LOAD(crow, m0), c1 = A2_LOAD(crow + 8, m1);
+#define A2_DQ(r)                                              \
+    {                                                         \
+        const __m256 s = _mm256_broadcast_ss(g[r] + c);       \
+        a##r = _mm256_fmadd_ps(s, c0, a##r);                  \
+        b##r = _mm256_fmadd_ps(s, c1, b##r);                  \
+    }
+            A2_HALF(A2_DQ)
+        }
+#define A2_DQ_KEEP(r) _mm256_store_ps(dq + r * DP + d0, a##r), _mm256_store_ps(dq + r * DP + d0 + 8, b##r);
+        A2_HALF(A2_DQ_KEEP)
+    }
+    {
+#define A2_QLOAD(r) const __m256 a##r = A2_LOAD(q[r] + d0, m0), b##r = A2_LOAD(q[r] + d0 + 8, m1);
+        A2_HALF(A2_QLOAD)
+        for (size_t c = cb; c < ce; ++c) {
+            __m256 x0 = _mm256_setzero_ps(), x1 = _mm256_setzero_ps();
+#define A2_DC(r)                                              \
+    {                                                         \
+        const __m256 s = _mm256_broadcast_ss(g[r] + c);       \
+        x0 = _mm256_fmadd_ps(s, a##r, x0);                    \
+        x1 = _mm256_fmadd_ps(s, b##r, x1);                    \
+    }
+            A2_HALF(A2_DC)
+            float *out = dC + c * D + d0;
+            A2_STORE_TO(out, m0, _mm256_add_ps(A2_LOAD(out, m0), x0));
+            A2_STORE_TO(out + 8, m1, _mm256_add_ps(A2_LOAD(out + 8, m1), x1));
+        }
+    }
+}
+
+
+A2 static void block_avx2(const Job *job, size_t block, float *zbuf, float *dC, float *dbias, float *dq) {
+    const size_t D = job->D, N = job->N, NP = job->NP, i0 = block * SK_R;
+    const float *qrows[SK_R];
+    for (int r = 0; r < SK_R; ++r) qrows[r] = i0 + r < job->B ? job->Q + (i0 + r) * D : job->zero_row;
+    const __m256 scale = _mm256_set1_ps(job->scale);
+
+    /* 1. logits: per panel of 32 columns, 6 rows x 16 columns at a time */
+    for (size_t p = 0; p < NP / SK_W; ++p) {
+        const size_t j0 = p * SK_W;
+        for (int half = 0; half < 2; ++half) {
+            const float **q = qrows + 6 * half;
+            for (int cols = 0; cols < SK_W; cols += 16) {
+                const float *cp = job->cpack + p * D * SK_W + cols;
+                A2_HALF(A2_DECL)
+                for (size_t d = 0; d < D; ++d) {
+                    const __m256 c0 = _mm256_load_ps(cp + d * SK_W), c1 = _mm256_load_ps(cp + d * SK_W + 8);
+#define A2_FMA(r)                                             \
+    {                                                         \
+        const __m256 s = _mm256_broadcast_ss(q[r] + d);       \
+        a##r = _mm256_fmadd_ps(s, c0, a##r);                  \
+        b##r = _mm256_fmadd_ps(s, c1, b##r);                  \
+    }
+                    A2_HALF(A2_FMA)
+                }
+                const __m256 bias0 = _mm256_load_ps(job->bias + j0 + cols);
+                const __m256 bias1 = _mm256_load_ps(job->bias + j0 + cols + 8);
+#define A2_STORE(r)                                                                              \
+    _mm256_store_ps(zbuf + (6 * half + r) * NP + j0 + cols, _mm256_fmadd_ps(a##r, scale, bias0));   \
+    _mm256_store_ps(zbuf + (6 * half + r) * NP + j0 + cols + 8, _mm256_fmadd_ps(b##r, scale, bias1));
+                A2_HALF(A2_STORE)
+            }
+        }
+        if (job->row_keys) /* accidental hits: a scalar pass over the panel's keys */
+            for (int r = 0; r < SK_R && i0 + r < job->B; ++r) {
+                const size_t i = i0 + r;
+                const int64_t key = job->row_keys[i];
+                float *z = zbuf + r * NP;
+                for (size_t j = j0; j < j0 + SK_W; ++j)
+                    if (job->col_keys[j] == key && j != i) z[j] = -INFINITY;
+            }
+    }
+
+    /* 2. softmax, loss and the logits' gradient, in place */
+    for (int r = 0; r < SK_R; ++r) {
+        if (i0 + r < job->B)
+            finish_row_avx2(job, i0 + r, zbuf + r * NP, dbias);
+        else
+            memset(zbuf + r * NP, 0, NP * sizeof(float));
+    }
+
+    /* 3. dQ rows = G @ C and 4. dC += G^T @ Q: tiles of SK_CB candidates, 6 rows x 16 components */
+    const size_t DP = job->DP;
+    memset(dq, 0, SK_R * DP * sizeof(float));
+    for (size_t cb = 0; cb < N; cb += SK_CB) {
+        const size_t ce = cb + SK_CB < N ? cb + SK_CB : N;
+        for (int half = 0; half < 2; ++half) {
+            const float *g[6];
+            for (int r = 0; r < 6; ++r) g[r] = zbuf + (6 * half + r) * NP;
+            for (size_t d0 = 0; d0 < D; d0 += 16) {
+                float *rows = dq + 6 * half * DP;
+                if (D - d0 >= 16)
+                    gradients_avx2(job, qrows + 6 * half, g, rows, d0, cb, ce, dC, 1);
+                else
+                    gradients_avx2(job, qrows + 6 * half, g, rows, d0, cb, ce, dC, 0);
+            }
+        }
+    }
+    for (int r = 0; r < SK_R && i0 + r < job->B; ++r) memcpy(job->dQ + (i0 + r) * D, dq + r * DP, D * sizeof(float));
 }
 
 static void pack_candidates(const float *C, float *cpack, size_t N, size_t NP, size_t D) {
@@ -300,6 +514,7 @@ static int isa_supported(int isa) {
 #ifdef SK_X86
     __builtin_cpu_init();
     if (isa == ISA_AVX512) return __builtin_cpu_supports("avx512f");
+    if (isa == ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     return 0;
 }
@@ -316,11 +531,15 @@ static void *run_part(void *arg) {
     const size_t t = (size_t)part->t, T = (size_t)job->threads;
     const size_t b0 = job->blocks * t / T, b1 = job->blocks * (t + 1) / T;
     float *dC = job->dC_parts + t * job->NP * job->D, *dbias = job->dbias_parts + t * job->NP;
-    float *zbuf = job->zbufs + t * SK_R * job->NP;
+    float *zbuf = job->zbufs + t * SK_R * job->NP, *dq = job->dq_parts + t * SK_R * job->DP;
     for (size_t b = b0; b < b1; ++b) {
 #ifdef SK_X86
         if (job->isa == ISA_AVX512) {
-            block_avx512(job, b, zbuf, dC, dbias);
+            block_avx512(job, b, zbuf, dC, dbias, dq);
+            continue;
+        }
+        if (job->isa == ISA_AVX2) {
+            block_avx2(job, b, zbuf, dC, dbias, dq);
             continue;
         }
 #endif
@@ -366,13 +585,15 @@ static int softmax_xent_impl(const float *Q, const float *C, const float *weight
 
     float *bias_pad = aligned_zeros(NP * sizeof(float)), *zero_row = aligned_zeros((D + 32) * sizeof(float));
     int64_t *keys_pad = row_keys ? aligned_zeros(NP * sizeof(int64_t)) : NULL;
-    float *cpack = isa == ISA_AVX512 ? aligned_zeros(NP * D * sizeof(float)) : NULL;
+    float *cpack = isa != ISA_PORTABLE ? aligned_zeros(NP * D * sizeof(float)) : NULL;
     job.dC_parts = aligned_zeros(T * NP * D * sizeof(float));
     job.dbias_parts = aligned_zeros(T * NP * sizeof(float));
     job.zbufs = aligned_zeros(T * SK_R * NP * sizeof(float));
+    job.DP = (D + 31) / 32 * 32;
+    job.dq_parts = aligned_zeros(T * SK_R * job.DP * sizeof(float));
     int status = 0;
-    if (!bias_pad || !zero_row || (row_keys && !keys_pad) || (isa == ISA_AVX512 && !cpack) || !job.dC_parts ||
-        !job.dbias_parts || !job.zbufs) {
+    if (!bias_pad || !zero_row || (row_keys && !keys_pad) || (isa != ISA_PORTABLE && !cpack) || !job.dC_parts ||
+        !job.dbias_parts || !job.zbufs || !job.dq_parts) {
         status = -1;
         goto done;
     }
@@ -411,15 +632,16 @@ static int softmax_xent_impl(const float *Q, const float *C, const float *weight
     }
 done:
     aligned_free(bias_pad), aligned_free(zero_row), aligned_free(keys_pad), aligned_free(cpack);
-    aligned_free(job.dC_parts), aligned_free(job.dbias_parts), aligned_free(job.zbufs);
+    aligned_free(job.dC_parts), aligned_free(job.dbias_parts), aligned_free(job.zbufs), aligned_free(job.dq_parts);
     return status;
 }
 
 /* ---------------------------------------------------------------- Python bindings */
 
 static int parse_isa(PyObject *name) {
-    if (name == NULL || name == Py_None) return isa_supported(ISA_AVX512) ? ISA_AVX512 : ISA_PORTABLE;
-    for (int i = 0; i < 2; ++i) {
+    if (name == NULL || name == Py_None)
+        return isa_supported(ISA_AVX512) ? ISA_AVX512 : (isa_supported(ISA_AVX2) ? ISA_AVX2 : ISA_PORTABLE);
+    for (int i = 0; i < 3; ++i) {
         if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, isa_names[i]) == 0) {
             if (!isa_supported(i)) {
                 PyErr_Format(PyExc_ValueError, "The `isa` %s is not supported by this CPU or build.", isa_names[i]);
@@ -428,7 +650,8 @@ static int parse_isa(PyObject *name) {
             return i;
         }
     }
-    PyErr_Format(PyExc_ValueError, "The `isa` parameter must be 'portable', 'avx512' or None. Got %R instead.", name);
+    PyErr_Format(PyExc_ValueError, "The `isa` parameter must be 'portable', 'avx2', 'avx512' or None. Got %R instead.",
+                 name);
     return -1;
 }
 
@@ -522,7 +745,7 @@ done:
 static PyObject *py_supported_isas(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
     PyObject *list = PyList_New(0);
-    for (int i = 0; list && i < 2; ++i)
+    for (int i = 0; list && i < 3; ++i)
         if (isa_supported(i)) {
             PyObject *name = PyUnicode_FromString(isa_names[i]);
             if (!name || PyList_Append(list, name) < 0) {
@@ -537,7 +760,7 @@ static PyObject *py_supported_isas(PyObject *self, PyObject *unused) {
 
 static PyMethodDef methods[] = {
     {"softmax_xent", py_softmax_xent, METH_VARARGS, xent_doc},
-    {"supported_isas", py_supported_isas, METH_NOARGS, "The code paths this CPU runs: 'portable', 'avx512'."},
+    {"supported_isas", py_supported_isas, METH_NOARGS, "The code paths this CPU runs: 'portable', 'avx2', 'avx512'."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,14 +3,15 @@
 `Retrieval`'s loss at batch B scores every query against every candidate: a `[B, B]` logits matrix that
 TensorFlow's matmul, softmax cross-entropy and the two gradient matmuls each pass through memory (268 MB
 per pass at B = 8192). The kernel computes the loss and all its gradients in one call, block by block in
-the CPU's caches, about 5x faster than those ops on an AVX-512 CPU at B = 8192 (`bench/fused_loss.py`).
+the CPU's caches, about 6x faster than those ops on an AVX-512 CPU at B = 8192 (`bench/fused_loss.py`).
 
 It covers the plain in-batch softmax and what folds into a per-column bias or mask: temperature, logQ
 correction, accidental-hit removal, extra negatives shared by all rows (mixed negatives, candidate rows
-past the batch), sample weights. `Retrieval` uses it when it is built, the CPU has AVX-512, no GPU is
-visible and the call needs nothing else (see `Retrieval`'s `fused` argument); setting the environment
-variable `TFRS_TWOTOWER_DISABLE_FUSED_LOSS=1` turns it off everywhere. Results equal TensorFlow's to
-float32 rounding (`tests/tasks/test_fused_softmax.py`), and depend only on the inputs and the thread count.
+past the batch), sample weights. `Retrieval` uses it when it is built, the CPU has AVX-512 or AVX2 +
+FMA, no GPU is visible and the call needs nothing else (see `Retrieval`'s `fused` argument); the
+environment variable `TFRS_TWOTOWER_DISABLE_FUSED_LOSS=1` turns it off everywhere. Results equal
+TensorFlow's to float32 rounding (`tests/tasks/test_fused_softmax.py`), and depend only on the inputs
+and the thread count.
 
 Example:
 >>> import numpy as np
@@ -42,8 +43,14 @@ def built() -> bool:
 
 
 def available() -> bool:
-    """Whether the fast (AVX-512) kernel can run here: built, not disabled, and the CPU has AVX-512."""
-    return built() and "avx512" in _softmax_kernel.supported_isas()
+    """Whether a fast code path can run here: built, not disabled, and the CPU has AVX-512 or AVX2 + FMA
+    (the portable C path is slower than TensorFlow's ops)."""
+    return built() and bool({"avx512", "avx2"} & set(_softmax_kernel.supported_isas()))
+
+
+def supported_isas() -> list[str]:
+    """The kernel's code paths this CPU runs ("portable", "avx2", "avx512"), for tests and benchmarks."""
+    return _softmax_kernel.supported_isas() if _softmax_kernel is not None else []
 
 
 def use_by_default() -> bool:
@@ -89,7 +96,8 @@ def softmax_cross_entropy(
         queries: `[B, D]` float32. candidates: `[N, D]` float32, `N >= B`.
         weights: `[B]` float32. bias: `[N]` float32 or None. row_keys `[B]`, col_keys `[N]`: int64 or None.
         scale: multiplies the dot products (1 / temperature).
-        threads: CPU threads (default: the CPUs this process may use). isa: "avx512", "portable" or None.
+        threads: CPU threads (default: the CPUs this process may use).
+        isa: "avx512", "avx2", "portable", or None for the fastest this CPU runs.
 
     Returns:
         A `FusedResult`.

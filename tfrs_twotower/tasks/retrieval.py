@@ -76,12 +76,12 @@ class Retrieval(keras.layers.Layer):
         loss_reduction: "sum" over the batch (TFRS's default) or "mean" (the sum divided by the batch
             size, Keras's "sum_over_batch_size"). Only for the default loss.
         fused: compute the default loss and its gradients with the fused CPU kernel
-            (`tasks.fused_softmax`: the `[B, N]` logits stay in the CPU's caches; ~5x faster at batch
-            8192) instead of TensorFlow ops. None (default): when the kernel is built, the CPU has AVX-512
-            and no GPU is visible. True: whenever built. False: never. Either way only for calls it
-            covers: not with a custom `loss`, hard negatives, per-row `negative_embeddings` or
-            `batch_metrics` without an `update_from_ranks` method (those use the TF ops; the metrics of
-            `metrics.in_batch` have it). Same results to float32 rounding.
+            (`tasks.fused_softmax`: the `[B, N]` logits stay in the CPU's caches; ~6x faster at batch
+            8192) instead of TensorFlow ops. None (default): when the kernel is built, the CPU has
+            AVX-512 or AVX2 + FMA, and no GPU is visible. True: whenever built. False: never. Either way
+            only for calls it covers: not with a custom `loss`, hard negatives, per-row
+            `negative_embeddings` or `batch_metrics` without an `update_from_ranks` method (those use
+            the TF ops; the metrics of `metrics.in_batch` have it). Same results to float32 rounding.
         name: layer name.
 
     Call arguments:
