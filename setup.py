@@ -19,6 +19,7 @@ def _kernel(name: str, source: str) -> Extension:
     return Extension(
         name,
         sources=[source],
+        depends=["tfrs_twotower/_kernel_common.h"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         libraries=libraries,

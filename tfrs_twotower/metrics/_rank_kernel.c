@@ -23,9 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include "../_kernel_common.h"
+
+#ifdef KC_X86
 #define RK_X86 1
-#include <immintrin.h>
 #endif
 
 #if !defined(_WIN32)
@@ -37,8 +38,6 @@
 #define RK_CHUNK_BYTES (256 * 1024)  /* packed candidates per chunk: fits L2 next to a query group */
 #define RK_GROUP_BYTES (256 * 1024)  /* packed queries per work item */
 
-enum { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
-static const char *const isa_names[] = {"portable", "avx2", "avx512"};
 
 typedef struct {
     const float *qpack;  /* [qblocks][D][R] */
@@ -185,22 +184,6 @@ RK_GROUP_FN(group_avx512, A5_TARGET, A5_R, A5_W,
 
 typedef void (*GroupFn)(const Job *, size_t, size_t);
 
-static int isa_supported(int isa) {
-    if (isa == ISA_PORTABLE) return 1;
-#ifdef RK_X86
-    __builtin_cpu_init();
-    if (isa == ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (isa == ISA_AVX512) return __builtin_cpu_supports("avx512f");
-#endif
-    return 0;
-}
-
-static int best_isa(void) {
-    if (isa_supported(ISA_AVX512)) return ISA_AVX512;
-    if (isa_supported(ISA_AVX2)) return ISA_AVX2;
-    return ISA_PORTABLE;
-}
-
 /* ---------------------------------------------------------------- threads */
 
 typedef struct {
@@ -260,25 +243,6 @@ static void run_phase(Shared *sh, int phase, int threads) {
 #else
     (void)threads;
     worker(sh);
-#endif
-}
-
-static void *aligned_buffer(size_t bytes) {
-    void *p = NULL;
-    bytes = (bytes + 63) / 64 * 64;
-#if defined(_WIN32)
-    p = _aligned_malloc(bytes ? bytes : 64, 64);
-#else
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) p = NULL;
-#endif
-    return p;
-}
-
-static void aligned_free(void *p) {
-#if defined(_WIN32)
-    _aligned_free(p);
-#else
-    free(p);
 #endif
 }
 
@@ -363,32 +327,6 @@ static int count_outscoring_impl(const float *queries, const float *candidates, 
 }
 
 /* ---------------------------------------------------------------- Python bindings */
-
-static int parse_isa(PyObject *name) {
-    if (name == NULL || name == Py_None) return best_isa();
-    for (int i = 0; i < 3; ++i) {
-        if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, isa_names[i]) == 0) {
-            if (!isa_supported(i)) {
-                PyErr_Format(PyExc_ValueError, "The `isa` %s is not supported by this CPU or build.",
-                             isa_names[i]);
-                return -1;
-            }
-            return i;
-        }
-    }
-    PyErr_Format(PyExc_ValueError,
-                 "The `isa` parameter must be one of 'portable', 'avx2', 'avx512' or None. Got %R instead.",
-                 name);
-    return -1;
-}
-
-static int check_size(const char *name, const Py_buffer *buf, size_t expected) {
-    if ((size_t)buf->len != expected) {
-        PyErr_Format(PyExc_ValueError, "`%s` must hold %zu bytes. Got %zd.", name, expected, buf->len);
-        return -1;
-    }
-    return 0;
-}
 
 PyDoc_STRVAR(count_doc,
              "count_outscoring(queries, candidates, dim, thresholds, out, threads, isa=None)\n\n"
@@ -482,22 +420,6 @@ done:
 static PyObject *py_best_isa(PyObject *self, PyObject *unused) {
     (void)self, (void)unused;
     return PyUnicode_FromString(isa_names[best_isa()]);
-}
-
-static PyObject *py_supported_isas(PyObject *self, PyObject *unused) {
-    (void)self, (void)unused;
-    PyObject *list = PyList_New(0);
-    for (int i = 0; list && i < 3; ++i) {
-        if (!isa_supported(i)) continue;
-        PyObject *name = PyUnicode_FromString(isa_names[i]);
-        if (!name || PyList_Append(list, name) < 0) {
-            Py_XDECREF(name);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(name);
-    }
-    return list;
 }
 
 static PyMethodDef methods[] = {

@@ -26,9 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include "../_kernel_common.h"
+
+#ifdef KC_X86
 #define SK_X86 1
-#include <immintrin.h>
 #endif
 
 #if !defined(_WIN32)
@@ -41,8 +42,6 @@
 #define SK_CB 256        /* candidates per tile of the gradient steps: the tile and its dC rows stay in L2 */
 #define SK_MAX_THREADS 256
 
-enum { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
-static const char *const isa_names[] = {"portable", "avx2", "avx512"};
 
 typedef struct {
     const float *Q, *C;        /* [B, D], [N, D] row-major */
@@ -509,16 +508,6 @@ static void pack_candidates(const float *C, float *cpack, size_t N, size_t NP, s
 }
 #endif /* SK_X86 */
 
-static int isa_supported(int isa) {
-    if (isa == ISA_PORTABLE) return 1;
-#ifdef SK_X86
-    __builtin_cpu_init();
-    if (isa == ISA_AVX512) return __builtin_cpu_supports("avx512f");
-    if (isa == ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    return 0;
-}
-
 /* ---------------------------------------------------------------- threads */
 typedef struct {
     const Job *job;
@@ -546,26 +535,6 @@ static void *run_part(void *arg) {
         block_portable(job, b, zbuf, dC, dbias);
     }
     return NULL;
-}
-
-static void *aligned_zeros(size_t bytes) {
-    void *p = NULL;
-    bytes = (bytes + 63) / 64 * 64;
-#if defined(_WIN32)
-    p = _aligned_malloc(bytes ? bytes : 64, 64);
-#else
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) p = NULL;
-#endif
-    if (p) memset(p, 0, bytes ? bytes : 64);
-    return p;
-}
-
-static void aligned_free(void *p) {
-#if defined(_WIN32)
-    _aligned_free(p);
-#else
-    free(p);
-#endif
 }
 
 /* Returns 0, or -1 when out of memory. Runs without the GIL. */
@@ -637,31 +606,6 @@ done:
 }
 
 /* ---------------------------------------------------------------- Python bindings */
-
-static int parse_isa(PyObject *name) {
-    if (name == NULL || name == Py_None)
-        return isa_supported(ISA_AVX512) ? ISA_AVX512 : (isa_supported(ISA_AVX2) ? ISA_AVX2 : ISA_PORTABLE);
-    for (int i = 0; i < 3; ++i) {
-        if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, isa_names[i]) == 0) {
-            if (!isa_supported(i)) {
-                PyErr_Format(PyExc_ValueError, "The `isa` %s is not supported by this CPU or build.", isa_names[i]);
-                return -1;
-            }
-            return i;
-        }
-    }
-    PyErr_Format(PyExc_ValueError, "The `isa` parameter must be 'portable', 'avx2', 'avx512' or None. Got %R instead.",
-                 name);
-    return -1;
-}
-
-static int check_size(const char *name, const Py_buffer *buf, size_t expected) {
-    if (buf->buf != NULL && (size_t)buf->len != expected) {
-        PyErr_Format(PyExc_ValueError, "`%s` must hold %zu bytes. Got %zd.", name, expected, buf->len);
-        return -1;
-    }
-    return 0;
-}
 
 PyDoc_STRVAR(xent_doc,
              "softmax_xent(queries, candidates, dim, weights, bias, row_keys, col_keys, scale,\n"
@@ -740,22 +684,6 @@ done:
     PyBuffer_Release(&dqb), PyBuffer_Release(&dcb), PyBuffer_Release(&dbb), PyBuffer_Release(&ob);
     PyBuffer_Release(&nb);
     return result;
-}
-
-static PyObject *py_supported_isas(PyObject *self, PyObject *unused) {
-    (void)self, (void)unused;
-    PyObject *list = PyList_New(0);
-    for (int i = 0; list && i < 3; ++i)
-        if (isa_supported(i)) {
-            PyObject *name = PyUnicode_FromString(isa_names[i]);
-            if (!name || PyList_Append(list, name) < 0) {
-                Py_XDECREF(name);
-                Py_DECREF(list);
-                return NULL;
-            }
-            Py_DECREF(name);
-        }
-    return list;
 }
 
 static PyMethodDef methods[] = {

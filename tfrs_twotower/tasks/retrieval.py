@@ -3,7 +3,7 @@ removal, mixed negative sampling, explicit negatives and hard-negative mining.""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import keras
 import numpy as np
@@ -35,6 +35,21 @@ def _as_list(name: str, value) -> list:
                 f"`{name}` must hold Keras 3 metrics (keras.metrics.Metric). Got {type(metric).__name__}."
             )
     return list(value)
+
+
+class LossInputs(NamedTuple):
+    """One `Retrieval` call's tensors that the loss reads (the call arguments of the same names)."""
+
+    query_embeddings: Any
+    candidate_embeddings: Any
+    sample_weight: Any
+    candidate_sampling_probability: Any
+    candidate_ids: Any
+    extra_negative_embeddings: Any
+    extra_negative_ids: Any
+    extra_negative_sampling_probability: Any
+    negative_embeddings: Any
+    negative_mask: Any
 
 
 def _log_q(probability):
@@ -228,31 +243,23 @@ class Retrieval(keras.layers.Layer):
             )
 
         num_queries = ops.shape(query_embeddings)[0]
+        inputs = LossInputs(
+            query_embeddings,
+            candidate_embeddings,
+            sample_weight,
+            candidate_sampling_probability,
+            candidate_ids,
+            extra_negative_embeddings,
+            extra_negative_ids,
+            extra_negative_sampling_probability,
+            negative_embeddings,
+            negative_mask,
+        )
         fused = self._fuses(compute_batch_metrics, negative_embeddings)
         if fused:
-            loss, outscoring, num_negatives = self._fused_loss(
-                query_embeddings,
-                candidate_embeddings,
-                sample_weight,
-                candidate_sampling_probability,
-                candidate_ids,
-                extra_negative_embeddings,
-                extra_negative_ids,
-                extra_negative_sampling_probability,
-            )
+            loss, outscoring, num_negatives = self._fused_loss(inputs)
         else:
-            loss, labels, logits = self._loss_from_logits(
-                query_embeddings,
-                candidate_embeddings,
-                sample_weight,
-                candidate_sampling_probability,
-                candidate_ids,
-                extra_negative_embeddings,
-                extra_negative_ids,
-                extra_negative_sampling_probability,
-                negative_embeddings,
-                negative_mask,
-            )
+            loss, labels, logits = self._loss_from_logits(inputs)
 
         if compute_metrics:
             for metric in self._factorized_metrics:
@@ -286,53 +293,43 @@ class Retrieval(keras.layers.Layer):
             return False
         return bool(self.fused) or fused_softmax.use_by_default()
 
-    def _loss_from_logits(
-        self,
-        query_embeddings,
-        candidate_embeddings,
-        sample_weight,
-        candidate_sampling_probability,
-        candidate_ids,
-        extra_negative_embeddings,
-        extra_negative_ids,
-        extra_negative_sampling_probability,
-        negative_embeddings,
-        negative_mask,
-    ):
+    def _loss_from_logits(self, inputs: LossInputs):
         """The loss with TF ops on the materialised logits; returns (loss, labels, logits)."""
-        queries = ops.cast(query_embeddings, "float32")
-        logits = self._scale(ops.matmul(queries, ops.transpose(ops.cast(candidate_embeddings, "float32"))))
+        queries = ops.cast(inputs.query_embeddings, "float32")
+        logits = self._scale(
+            ops.matmul(queries, ops.transpose(ops.cast(inputs.candidate_embeddings, "float32")))
+        )
         num_queries, num_candidates = ops.shape(logits)[0], ops.shape(logits)[1]
         # `tf.eye` takes a dynamic number of columns (an unknown batch size in a traced `fit`).
         labels = tf.eye(num_queries, num_candidates, dtype="float32")
-        if candidate_sampling_probability is not None:
-            logits = self._log_q_correct(logits, candidate_sampling_probability)
+        if inputs.candidate_sampling_probability is not None:
+            logits = self._log_q_correct(logits, inputs.candidate_sampling_probability)
         if self.remove_accidental_hits:
-            candidate_ids = ops.reshape(candidate_ids, (-1,))
-            positive_ids = candidate_ids[:num_queries]
-            logits = self._remove_hits(logits, positive_ids, candidate_ids, keep=ops.cast(labels, "bool"))
+            column_ids = ops.reshape(inputs.candidate_ids, (-1,))
+            positive_ids = column_ids[:num_queries]
+            logits = self._remove_hits(logits, positive_ids, column_ids, keep=ops.cast(labels, "bool"))
 
         blocks = [logits]
-        if extra_negative_embeddings is not None:
+        if inputs.extra_negative_embeddings is not None:
             extra = self._scale(
-                ops.matmul(queries, ops.transpose(ops.cast(extra_negative_embeddings, "float32")))
+                ops.matmul(queries, ops.transpose(ops.cast(inputs.extra_negative_embeddings, "float32")))
             )
-            if extra_negative_sampling_probability is not None:
-                extra = self._log_q_correct(extra, extra_negative_sampling_probability)
+            if inputs.extra_negative_sampling_probability is not None:
+                extra = self._log_q_correct(extra, inputs.extra_negative_sampling_probability)
             if self.remove_accidental_hits:
-                extra = self._remove_hits(extra, positive_ids, ops.reshape(extra_negative_ids, (-1,)))
+                extra = self._remove_hits(extra, positive_ids, ops.reshape(inputs.extra_negative_ids, (-1,)))
             blocks.append(extra)
-        if negative_embeddings is not None:
-            if len(negative_embeddings.shape) != 3:
+        if inputs.negative_embeddings is not None:
+            if len(inputs.negative_embeddings.shape) != 3:
                 raise ValueError(
                     f"`negative_embeddings` must be [batch, num_negatives, dim]. Got shape "
-                    f"{negative_embeddings.shape}."
+                    f"{inputs.negative_embeddings.shape}."
                 )
             explicit = self._scale(
-                ops.einsum("bd,bkd->bk", queries, ops.cast(negative_embeddings, "float32"))
+                ops.einsum("bd,bkd->bk", queries, ops.cast(inputs.negative_embeddings, "float32"))
             )
-            if negative_mask is not None:
-                explicit = ops.where(ops.cast(negative_mask, "bool"), explicit, MASK_VALUE)
+            if inputs.negative_mask is not None:
+                explicit = ops.where(ops.cast(inputs.negative_mask, "bool"), explicit, MASK_VALUE)
             blocks.append(explicit)
         if len(blocks) > 1:
             logits = ops.concatenate(blocks, axis=1)
@@ -341,44 +338,38 @@ class Retrieval(keras.layers.Layer):
         if self.num_hard_negatives is not None:
             logits, labels = self._mine_hard_negatives(logits, labels)
 
-        return self._loss(labels, logits, sample_weight=sample_weight), labels, logits
+        return self._loss(labels, logits, sample_weight=inputs.sample_weight), labels, logits
 
-    def _fused_loss(
-        self,
-        query_embeddings,
-        candidate_embeddings,
-        sample_weight,
-        candidate_sampling_probability,
-        candidate_ids,
-        extra_negative_embeddings,
-        extra_negative_ids,
-        extra_negative_sampling_probability,
-    ):
+    def _fused_loss(self, inputs: LossInputs):
         """The default loss through `fused_softmax.loss_and_ranks`: the options become a column bias,
         column keys and row weights. Returns (loss, outscoring, num_negatives)."""
-        queries = tf.cast(query_embeddings, tf.float32)
-        candidates = tf.cast(candidate_embeddings, tf.float32)
+        queries = tf.cast(inputs.query_embeddings, tf.float32)
+        candidates = tf.cast(inputs.candidate_embeddings, tf.float32)
         num_queries, num_candidates = tf.shape(queries)[0], tf.shape(candidates)[0]
-        bias = None if candidate_sampling_probability is None else _log_q(candidate_sampling_probability)
+        bias = (
+            None
+            if inputs.candidate_sampling_probability is None
+            else _log_q(inputs.candidate_sampling_probability)
+        )
         row_keys = col_keys = None
         if self.remove_accidental_hits:
-            col_keys = _keys(candidate_ids)
+            col_keys = _keys(inputs.candidate_ids)
             row_keys = col_keys[:num_queries]
-        if extra_negative_embeddings is not None:
-            extra = tf.cast(extra_negative_embeddings, tf.float32)
-            if bias is not None or extra_negative_sampling_probability is not None:
+        if inputs.extra_negative_embeddings is not None:
+            extra = tf.cast(inputs.extra_negative_embeddings, tf.float32)
+            if bias is not None or inputs.extra_negative_sampling_probability is not None:
                 extra_bias = (
                     tf.zeros(tf.shape(extra)[:1])
-                    if extra_negative_sampling_probability is None
-                    else _log_q(extra_negative_sampling_probability)
+                    if inputs.extra_negative_sampling_probability is None
+                    else _log_q(inputs.extra_negative_sampling_probability)
                 )
                 bias = tf.concat([tf.zeros([num_candidates]) if bias is None else bias, extra_bias], axis=0)
             if self.remove_accidental_hits:
-                col_keys = tf.concat([col_keys, _keys(extra_negative_ids)], axis=0)
+                col_keys = tf.concat([col_keys, _keys(inputs.extra_negative_ids)], axis=0)
             candidates = tf.concat([candidates, extra], axis=0)
         weights = tf.ones([num_queries])
-        if sample_weight is not None:
-            weights = weights * tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+        if inputs.sample_weight is not None:
+            weights = weights * tf.reshape(tf.cast(inputs.sample_weight, tf.float32), [-1])
         if self.loss_reduction == "mean":
             weights = weights / tf.cast(num_queries, tf.float32)
         scale = 1.0 if self.temperature is None else 1.0 / self.temperature
