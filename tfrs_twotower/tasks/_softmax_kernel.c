@@ -41,6 +41,7 @@
 #define SK_W 32          /* candidate columns per packed panel */
 #define SK_CB 256        /* candidates per tile of the gradient steps: the tile and its dC rows stay in L2 */
 #define SK_MAX_THREADS 256
+#define SK_PARTS_BYTES ((size_t)256 << 20) /* per-thread dC shares, all threads together */
 
 
 typedef struct {
@@ -550,6 +551,10 @@ static int softmax_xent_impl(const float *Q, const float *C, const float *weight
     job.blocks = (B + SK_R - 1) / SK_R;
     job.threads = threads < 1 ? 1 : threads;
     if ((size_t)job.threads > job.blocks) job.threads = job.blocks ? (int)job.blocks : 1;
+    /* each thread holds a [NP, D] share of dC: about SK_PARTS_BYTES of them in all at most (many cores and
+     * wide batches, e.g. a global batch gathered from many workers) */
+    const size_t part_bytes = job.NP * D * sizeof(float) + 1;
+    if ((size_t)job.threads * part_bytes > SK_PARTS_BYTES) job.threads = (int)(SK_PARTS_BYTES / part_bytes) + 1;
     const size_t NP = job.NP, T = (size_t)job.threads;
 
     float *bias_pad = aligned_zeros(NP * sizeof(float)), *zero_row = aligned_zeros((D + 32) * sizeof(float));
