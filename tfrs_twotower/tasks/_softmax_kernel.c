@@ -42,6 +42,7 @@
 #define SK_CB 256        /* candidates per tile of the gradient steps: the tile and its dC rows stay in L2 */
 #define SK_MAX_THREADS 256
 #define SK_PARTS_BYTES ((size_t)256 << 20) /* per-thread dC shares, all threads together */
+#define SK_WORK_PER_THREAD ((size_t)1 << 22)
 
 
 typedef struct {
@@ -553,6 +554,9 @@ static int softmax_xent_impl(const float *Q, const float *C, const float *weight
     if ((size_t)job.threads > job.blocks) job.threads = job.blocks ? (int)job.blocks : 1;
     /* each thread holds a [NP, D] share of dC: about SK_PARTS_BYTES of them in all at most (many cores and
      * wide batches, e.g. a global batch gathered from many workers) */
+    /* and a thread only for every SK_WORK_PER_THREAD multiply-adds (starting one costs ~50 us) */
+    const size_t useful = 1 + B * job.NP * D / SK_WORK_PER_THREAD;
+    if ((size_t)job.threads > useful) job.threads = (int)useful;
     const size_t part_bytes = job.NP * D * sizeof(float) + 1;
     if ((size_t)job.threads * part_bytes > SK_PARTS_BYTES) job.threads = (int)(SK_PARTS_BYTES / part_bytes) + 1;
     const size_t NP = job.NP, T = (size_t)job.threads;
