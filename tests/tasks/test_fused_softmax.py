@@ -286,3 +286,21 @@ def test_keras_fit_trains_the_same_with_either_path():
 
     for got, want in zip(train(True), train(False), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_building_a_retrieval_task_leaves_device_configuration_open(tmp_path):
+    """Deciding whether to fuse must not initialise TensorFlow's devices (users configure them after)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import tensorflow as tf\n"
+        "from tfrs_twotower.tasks import Retrieval\n"
+        "Retrieval()\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "print(len(tf.config.list_logical_devices('CPU')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "2"

@@ -54,8 +54,12 @@ def supported_isas() -> list[str]:
 
 
 def use_by_default() -> bool:
-    """`available()` and no GPU visible to TensorFlow (on a GPU the TF ops stay on the device)."""
-    return available() and not tf.config.list_logical_devices("GPU")
+    """`available()` and no GPU visible to TensorFlow (on a GPU the TF ops stay on the device).
+
+    Reads the visible devices without initialising TensorFlow's runtime, so a `Retrieval` built before
+    `tf.config.set_logical_device_configuration` (or GPU memory settings) does not block them.
+    """
+    return available() and not tf.config.get_visible_devices("GPU")
 
 
 def _threads() -> int:
