@@ -1,8 +1,8 @@
 """`RowSparseAdagrad`: Keras's Adagrad that updates only the looked-up rows of an embedding table.
 
 Keras 3's Adagrad squares an embedding's `tf.IndexedSlices` gradient as a dense tensor, so every step
-rewrites the whole table and its accumulator: O(num_buckets) per step, 97 ms instead of 6.6 ms for a
-batch-256 step at 200,000 buckets (bench/movielens.py findings). Keras 2's optimizers, which TFRS uses,
+rewrites the whole table and its accumulator: O(num_buckets) per step (a batch-256 step of an id model:
+0.5 ms at 2,000 buckets, 12 ms at 200,000; with this optimizer and `features.RowEmbedding`, 0.28 ms). Keras 2's optimizers, which TFRS uses,
 update the looked-up rows only. This one does too, with the same arithmetic: a row that was not looked
 up has a zero gradient, which leaves both its accumulator and its value unchanged under Adagrad, so the
 results equal `keras.optimizers.Adagrad`'s given the dense gradient. A row looked up several times in a
@@ -27,8 +27,8 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="tfrs_twotower")
 class RowSparseAdagrad(keras.optimizers.Adagrad):
-    """`keras.optimizers.Adagrad` (same arguments, variables and results) with row-sparse updates of
-    `tf.IndexedSlices` gradients; see the module docstring."""
+    """`keras.optimizers.Adagrad` (same arguments and variables; its results on the dense gradient) with
+    row-sparse updates of `tf.IndexedSlices` gradients; see the module docstring."""
 
     def update_step(self, gradient, variable, learning_rate):
         if not isinstance(gradient, tf.IndexedSlices):

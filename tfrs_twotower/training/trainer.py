@@ -93,7 +93,8 @@ def make_batch_metrics(names: Sequence[str]) -> list[keras.metrics.Metric]:
 def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     """The Keras optimizer named by `config.optimizer`, with its learning rate (and momentum).
 
-    "adagrad" is `RowSparseAdagrad`: Keras's Adagrad results, updating only an embedding's looked-up rows.
+    "adagrad" is `RowSparseAdagrad`: Adagrad updating only an embedding's looked-up rows (Keras 2's
+    arithmetic: a row repeated in a batch gets its summed gradient squared).
     """
     settings: dict[str, Any] = {"learning_rate": config.learning_rate}
     if config.momentum is not None:
