@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfrs_twotower.features.embedding import RowEmbedding
 from tfrs_twotower.optimizers import RowSparseAdagrad
+from tfrs_twotower.training import trainer
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.trainer import make_optimizer
 
@@ -73,7 +74,8 @@ def test_duplicate_rows_are_summed_before_squaring():
 def test_make_optimizer_picks_it_for_adagrad_and_keeps_the_others():
     for name in ("adagrad", "Adagrad"):
         optimizer = make_optimizer(TrainingConfig(optimizer=name, learning_rate=0.05))
-        assert isinstance(optimizer, RowSparseAdagrad)
+        # the class make_optimizer uses (pytest's importlib mode may load a doctested module twice)
+        assert isinstance(optimizer, trainer.RowSparseAdagrad)
         assert float(optimizer.learning_rate) == pytest.approx(0.05)
     assert type(make_optimizer(TrainingConfig(optimizer="adam"))) is keras.optimizers.Adam
     with pytest.raises(ValueError, match="momentum"):

@@ -1,14 +1,14 @@
 """`RowSparseAdagrad`: Keras's Adagrad that updates only the looked-up rows of an embedding table.
 
 Keras 3's Adagrad squares an embedding's `tf.IndexedSlices` gradient as a dense tensor, so every step
-rewrites the whole table and its accumulator: O(num_buckets) per step (a batch-256 step of an id model:
-0.5 ms at 2,000 buckets, 12 ms at 200,000; with this optimizer and `features.RowEmbedding`, 0.28 ms). Keras 2's optimizers, which TFRS uses,
-update the looked-up rows only. This one does too, with the same arithmetic: a row that was not looked
-up has a zero gradient, which leaves both its accumulator and its value unchanged under Adagrad, so the
-results equal `keras.optimizers.Adagrad`'s given the dense gradient. A row looked up several times in a
-batch gets its summed gradient squared, as in Keras 2 (TFRS) and textbook Adagrad; Keras 3's Adagrad
-given the `IndexedSlices` squares each occurrence instead (a smaller accumulator for repeated rows).
-Dense gradients take Keras's own update. `train` uses it for `optimizer="adagrad"`.
+rewrites the whole table and its accumulator: O(num_buckets) per step (a batch-256 step of an id model: 0.5
+ms at 2,000 buckets, 12 ms at 200,000; with this optimizer and `features.RowEmbedding`, 0.28 ms). Keras 2's
+optimizers, which TFRS uses, update the looked-up rows only. This one does too, with the same arithmetic: a
+row that was not looked up has a zero gradient, which leaves both its accumulator and its value unchanged
+under Adagrad, so the results equal `keras.optimizers.Adagrad`'s given the dense gradient. A row looked up
+several times in a batch gets its summed gradient squared, as in Keras 2 (TFRS) and textbook Adagrad; Keras
+3's Adagrad given the `IndexedSlices` squares each occurrence instead (a smaller accumulator for repeated
+rows). Dense gradients take Keras's own update. `train` uses it for `optimizer="adagrad"`.
 
 Example:
 >>> import numpy as np, tensorflow as tf
