@@ -30,3 +30,22 @@ def test_encoder_is_frozen_and_config_round_trips():
     assert feature.trainable_weights == []
     clone = TextFeatureEncoder.from_config(feature.get_config())
     np.testing.assert_allclose(clone(tf.constant([["a b"]])).numpy(), feature(tf.constant([["a b"]])).numpy())
+
+
+def test_each_distinct_string_is_encoded_once():
+    layer = TextFeatureEncoder()
+    inner, seen = layer.encoder, []
+
+    class Spy:
+        output_dim = inner.output_dim
+
+        def __call__(self, strings):
+            seen.append(sorted(s.decode() for s in strings.numpy()))
+            return inner(strings)
+
+    layer.encoder = Spy()
+    values = tf.constant([["red shoes", ""], ["red shoes", "blue hat"], ["blue hat", ""]])
+    out = layer(values).numpy()
+    assert seen == [["", "blue hat", "red shoes"]]
+    red, blue = inner(tf.constant(["red shoes", "blue hat"])).numpy()
+    np.testing.assert_allclose(out, [red, (red + blue) / 2, blue], rtol=1e-6, atol=1e-7)

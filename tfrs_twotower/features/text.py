@@ -10,8 +10,8 @@ from tfrs_twotower.features._pooling import as_matrix, masked_mean
 
 @keras.saving.register_keras_serializable(package="tfrs_twotower")
 class TextFeatureEncoder(keras.layers.Layer):
-    """Encodes every string of a `[B, L]` batch with a frozen text encoder and mean-pools over the
-    non-empty strings of each row. A row with no non-empty string gives a zero vector.
+    """Encodes every string of a `[B, L]` batch with a frozen text encoder (each distinct string once) and
+    mean-pools over the non-empty strings of each row. A row with no non-empty string gives a zero vector.
 
     Args:
       embedding_module: the schema's `embedding_module` (None: the default offline preset). See
@@ -44,8 +44,10 @@ class TextFeatureEncoder(keras.layers.Layer):
 
     def call(self, values):
         values = as_matrix(values)
-        flat = tf.reshape(values, [-1])
-        encoded = tf.cast(self.encoder(flat), tf.float32)
+        # Each distinct string is encoded once: a batch repeats popular candidates' texts and the ""
+        # padding, and the encoder (n-gram hashing, a tokenizer, a network) costs per string.
+        distinct, positions = tf.unique(tf.reshape(values, [-1]))
+        encoded = tf.gather(tf.cast(self.encoder(distinct), tf.float32), positions)
         shape = tf.concat([tf.shape(values), [self.output_dim]], axis=0)
         encoded = tf.reshape(encoded, shape)
         return masked_mean(encoded, tf.not_equal(values, ""))
