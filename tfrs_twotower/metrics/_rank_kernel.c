@@ -25,9 +25,6 @@
 
 #include "../_kernel_common.h"
 
-#ifdef KC_X86
-#define RK_X86 1
-#endif
 
 #if !defined(_WIN32)
 #include <pthread.h>
@@ -75,7 +72,7 @@ static void panel_portable(const float *qp, const float *cp, size_t D, const flo
 
 /* ---------------------------------------------------------------- AVX2 + FMA: R = 6, W = 16 */
 
-#ifdef RK_X86
+#ifdef KC_X86
 #define A2_R 6
 #define A2_W 16
 #define A2_TARGET __attribute__((target("avx2,fma,popcnt")))
@@ -138,7 +135,7 @@ A5_TARGET static inline void panel_avx512(const float *qp, const float *cp, size
     A5_CNT(0); A5_CNT(1); A5_CNT(2); A5_CNT(3); A5_CNT(4); A5_CNT(5);
     A5_CNT(6); A5_CNT(7); A5_CNT(8); A5_CNT(9); A5_CNT(10); A5_CNT(11);
 }
-#endif /* RK_X86 */
+#endif /* KC_X86 */
 
 /* ---------------------------------------------------------------- one work item: a group of query
  * blocks against every candidate, chunk by chunk. Written once per path so the micro-kernel inlines. */
@@ -174,7 +171,7 @@ A5_TARGET static inline void panel_avx512(const float *qp, const float *cp, size
 #define RK_MASK8(v) ((v) >= 8 ? 0xFFu : ((v) <= 0 ? 0u : ((1u << (v)) - 1u)))
 
 RK_GROUP_FN(group_portable, , P_R, P_W, panel_portable(qp, cp, D, thr, cnt, valid))
-#ifdef RK_X86
+#ifdef KC_X86
 RK_GROUP_FN(group_avx2, A2_TARGET, A2_R, A2_W,
             panel_avx2(qp, cp, D, thr, cnt, RK_MASK8(valid), RK_MASK8(valid - 8)))
 RK_GROUP_FN(group_avx512, A5_TARGET, A5_R, A5_W,
@@ -250,21 +247,21 @@ static void run_phase(Shared *sh, int phase, int threads) {
 static int count_outscoring_impl(const float *queries, const float *candidates, const float *thresholds,
                                  int64_t *out, size_t Q, size_t N, size_t D, int threads, int isa) {
     static const int Rs[] = {P_R,
-#ifdef RK_X86
+#ifdef KC_X86
                              A2_R, A5_R
 #else
                              P_R, P_R
 #endif
     };
     static const int Ws[] = {P_W,
-#ifdef RK_X86
+#ifdef KC_X86
                              A2_W, A5_W
 #else
                              P_W, P_W
 #endif
     };
     GroupFn group = group_portable;
-#ifdef RK_X86
+#ifdef KC_X86
     if (isa == ISA_AVX2) group = group_avx2;
     if (isa == ISA_AVX512) group = group_avx512;
 #endif

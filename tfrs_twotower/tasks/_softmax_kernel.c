@@ -28,9 +28,6 @@
 
 #include "../_kernel_common.h"
 
-#ifdef KC_X86
-#define SK_X86 1
-#endif
 
 #if !defined(_WIN32)
 #include <pthread.h>
@@ -127,7 +124,7 @@ static void block_portable(const Job *job, size_t block, float *zbuf, float *dC,
 }
 
 /* ---------------------------------------------------------------- AVX-512 */
-#ifdef SK_X86
+#ifdef KC_X86
 #define A5 __attribute__((target("avx512f,popcnt")))
 
 /* exp(x) for x <= 0 to ~1 ulp (Cephes expf's reduction and polynomial); 0 below the normal range. */
@@ -508,7 +505,7 @@ static void pack_candidates(const float *C, float *cpack, size_t N, size_t NP, s
                 cpack[(p * D + d) * SK_W + w] = c < N ? C[c * D + d] : 0.0f;
             }
 }
-#endif /* SK_X86 */
+#endif /* KC_X86 */
 
 /* ---------------------------------------------------------------- threads */
 typedef struct {
@@ -524,7 +521,7 @@ static void *run_part(void *arg) {
     float *dC = job->dC_parts + t * job->NP * job->D, *dbias = job->dbias_parts + t * job->NP;
     float *zbuf = job->zbufs + t * SK_R * job->NP, *dq = job->dq_parts + t * SK_R * job->DP;
     for (size_t b = b0; b < b1; ++b) {
-#ifdef SK_X86
+#ifdef KC_X86
         if (job->isa == ISA_AVX512) {
             block_avx512(job, b, zbuf, dC, dbias, dq);
             continue;
@@ -580,7 +577,7 @@ static int softmax_xent_impl(const float *Q, const float *C, const float *weight
         memcpy(keys_pad, col_keys, N * sizeof(int64_t));
         for (size_t c = N; c < NP; ++c) keys_pad[c] = row_keys[0]; /* masked anyway: -inf bias */
     }
-#ifdef SK_X86
+#ifdef KC_X86
     if (cpack) pack_candidates(C, cpack, N, NP, D);
 #endif
     job.bias = bias_pad, job.col_keys = keys_pad, job.zero_row = zero_row, job.cpack = cpack;
