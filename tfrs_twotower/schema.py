@@ -26,6 +26,8 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
+from tfrs_twotower.errors import UserError
+
 SIDES = ("query", "candidate")
 FEATURE_TYPES = ("Id", "Categorical", "Numeric", "Text", "Vector")
 
@@ -40,7 +42,7 @@ _CONFIG_KEYS: dict[str, dict[str, bool]] = {
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A schema with one or more problems; `problems` lists them, each starting with its JSON path.
 
     Example:

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from tfrs_twotower.errors import DataError
 from tfrs_twotower.schema import InputSchema, load_schema
 
 PAIR_KEYS = ("query", "candidate", "weight", "negatives")
@@ -63,7 +64,7 @@ class Location(NamedTuple):
         return f"{self.file} record {self.index + 1}"
 
 
-class BadRecordError(ValueError):
+class BadRecordError(DataError):
     """A record that does not match the schema.
 
     Attributes:
