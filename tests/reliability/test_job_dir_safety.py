@@ -107,7 +107,9 @@ def test_job_dir_not_writable(tmp_path):
 
 def test_finished_run_rerun_with_other_arguments_names_the_settings(tmp_path):
     job = finished_job(tmp_path)
-    with pytest.raises(JobDirError, match=r"finished run\. Its settings differ .* in: learning_rate, num_epochs\."):
+    with pytest.raises(
+        JobDirError, match=r"finished run\. Its settings differ .* in: learning_rate, num_epochs\."
+    ):
         job.prepare({"num_epochs": 5, "verbose": 1, "learning_rate": 0.1}, overwrite=False)
 
 

@@ -64,6 +64,10 @@ class Location(NamedTuple):
         return f"{self.file} record {self.index + 1}"
 
 
+# Where to allow extra features: the flag on the command line, the argument in Python.
+ALLOW_EXTRA_HINT = "`--allow_extra_features` on the command line, `allow_extra_features=True` in Python"
+
+
 class BadRecordError(DataError):
     """A record that does not match the schema.
 
@@ -249,7 +253,7 @@ class RecordParser:
                 location,
                 f"unknown feature(s) {', '.join(f'`{k}`' for k in extra)}; the schema's {side} side has: "
                 f"{known}. Fix the name, add the feature to the schema, or allow extra features "
-                "(allow_extra_features=True) to ignore it",
+                f"({ALLOW_EXTRA_HINT}) to ignore it",
                 prefix,
             )
         return out
@@ -297,8 +301,8 @@ class RecordParser:
                     raise BadRecordError(
                         location,
                         f"unknown key(s) {', '.join(f'`{k}`' for k in extra)}; a record has `query`, "
-                        "`candidate` and optionally `weight` and `negatives` (or allow extra features "
-                        "with allow_extra_features=True)",
+                        "`candidate` and optionally `weight` and `negatives` (or allow extra features: "
+                        f"{ALLOW_EXTRA_HINT})",
                     )
         return out
 
