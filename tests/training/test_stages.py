@@ -1,5 +1,7 @@
 """A training run's stages called one by one, as scripts and benchmarks do: the same model as `train`."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,36 @@ def test_stages_one_by_one_make_the_same_model_as_train(sample, tmp_path):
     assert len(history) == 1 and final["loss"] == pytest.approx(whole.metrics["loss"], rel=1e-4)
     np.testing.assert_allclose(embeddings, whole.candidate_embeddings, rtol=1e-4, atol=1e-5)
     assert np.load(paths["embeddings.npy"]).shape == embeddings.shape
+
+
+def test_a_model_with_nothing_to_train_fails_early_naming_the_settings(tmp_path):
+    # No projection, no hidden layers and only frozen features (vectors): nothing for gradients to update.
+    schema = {
+        "query": {"taste": {"feature_type": "Vector", "config": {"length": 4}}},
+        "candidate": {
+            "item": {"feature_type": "Id", "config": {"num_buckets": 10, "embedding_dim": 0}},
+            "style": {"feature_type": "Vector", "config": {"length": 4}},
+        },
+    }
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    rng = np.random.default_rng(0)
+    with open(tmp_path / "train.jsonl", "w") as f:
+        for i in range(40):
+            query = {"taste": rng.normal(size=4).round(3).tolist()}
+            candidate = {"item": f"i{i % 7}", "style": rng.normal(size=4).round(3).tolist()}
+            f.write(json.dumps({"query": query, "candidate": candidate}) + "\n")
+    cfg = tt.TrainingConfig(
+        training_data_path=str(tmp_path / "train.jsonl"),
+        input_schema_path=str(tmp_path / "schema.json"),
+        job_dir=str(tmp_path / "job"),
+        output_dim=4,
+        tower_projection=False,
+        num_epochs=1,
+        train_batch_size=8,
+        verbose=0,
+    )
+    message = r"no trainable variables.*--tower_projection false and --num_hidden_layers 0.*`taste` \(Vector"
+    with pytest.raises(ValueError, match=message) as error:
+        tt.train(cfg)
+    assert "Set --tower_projection true" in str(error.value)
+    assert not (tmp_path / "job" / "checkpoints").exists()  # it failed before training

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import keras
 
 from tfrs_twotower.data.batching import side_columns
+from tfrs_twotower.errors import ConfigError
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.optimizers import RowSparseAdagrad
@@ -201,3 +202,47 @@ def _stats_of(scan) -> dict[str, dict[str, tuple[float, float]]]:
         side: {name: (s.mean, s.variance) for name, s in stats.items()}
         for side, stats in scan.numeric_stats.items()
     }
+
+
+def check_trainable(model: TwoTowerModel, config: TrainingConfig | None = None) -> None:
+    """Raises a ValueError naming the settings when `model` (its weights built) has nothing to train.
+
+    A tower trains through its projection, its hidden layers and its features' embeddings; with
+    `tower_projection=False`, no hidden layers and only frozen features (pretrained text encoders,
+    numeric values, vectors), gradient descent has nothing to update.
+    """
+    if not model.built or model.trainable_variables:
+        return
+    sides = []
+    for side, tower in (("query", model.query_tower), ("candidate", model.candidate_tower)):
+        encoder = getattr(tower, "feature_encoder", None)
+        encoders = getattr(encoder, "encoders", {}) or {}
+        described = (
+            ", ".join(f"`{name}` ({_feature_kind(encoder, name)})" for name in encoders)
+            or "no encoded features"
+        )
+        sides.append(f"{side}: {described}")
+    projection = (
+        config.tower_projection if config is not None else getattr(model.query_tower, "projection", None)
+    )
+    hidden = (
+        config.num_hidden_layers
+        if config is not None
+        else len(getattr(model.query_tower, "hidden_units", []) or [])
+    )
+    raise ConfigError(
+        "The model has no trainable variables, so training cannot change it: with "
+        f"--tower_projection {str(projection).lower()} and --num_hidden_layers {hidden}, each tower's "
+        f"embedding is its features' vector, and no feature has trainable weights ({'; '.join(sides)}). "
+        "Set --tower_projection true (the default), or --num_hidden_layers 1 or more, or add an Id or "
+        "Categorical feature (a trainable embedding)."
+    )
+
+
+def _feature_kind(encoder, name: str) -> str:
+    spec = next((s for s in encoder.specs if s.name == name), None)
+    if spec is None:
+        return "frozen"
+    if spec.feature_type == "Text" and spec.embedding_module:
+        return f"Text, frozen encoder {spec.embedding_module}"
+    return f"{spec.feature_type}, frozen"

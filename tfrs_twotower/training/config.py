@@ -161,6 +161,21 @@ class TrainingConfig:
         "Also checkpoint every N training steps (not only at each epoch's end); a killed run resumes "
         "from the step it reached.",
     )
+    best_epoch_metric: str = _field(
+        "auto",
+        "With evaluation data, export the epoch with the best value of this logged metric (e.g. "
+        "val_recall_at_10, val_ndcg_at_10, val_loss: names ending in loss are minimised); auto: "
+        "val_recall_at_K for the largest K of eval_top_k; none or last: export the last epoch.",
+    )
+    early_stopping_patience: int | None = _field(
+        None,
+        "Stop training after this many epochs without improving best_epoch_metric (default: never).",
+    )
+    warm_start_from: str | None = _field(
+        None,
+        "A finished run's job_dir: start from its trained weights (and its optimizer state when the "
+        "optimizer is the same) instead of random ones, e.g. to continue training on new data.",
+    )
 
     @property
     def hidden_units(self) -> list[int]:
@@ -189,6 +204,7 @@ class TrainingConfig:
             "gpu_memory_alloc",
             "num_hard_negatives",
             "checkpoint_every_steps",
+            "early_stopping_patience",
         ):
             check_parameter(name, getattr(self, name), Interval(int, 1, None), optional=True)
         for name in ("max_bad_records", "seed", "num_mixed_negatives"):
@@ -220,6 +236,13 @@ class TrainingConfig:
             check_parameter(name, getattr(self, name), Boolean())
         check_parameter("sampling_bias_correction", self.sampling_bias_correction, Text(), optional=True)
         check_parameter("candidate_id_feature", self.candidate_id_feature, Text(), optional=True)
+        check_parameter("best_epoch_metric", self.best_epoch_metric, Text())
+        check_parameter("warm_start_from", self.warm_start_from, Text(), optional=True)
+        if self.early_stopping_patience is not None and self.best_epoch_metric in ("none", "last"):
+            raise ValueError(
+                "The `early_stopping_patience` parameter needs a metric to watch: set --best_epoch_metric "
+                "(e.g. auto) or drop --early_stopping_patience."
+            )
         unknown = [m for m in self.metric_names if m not in VERTEX_METRICS]
         if unknown or not self.metric_names:
             raise ValueError(

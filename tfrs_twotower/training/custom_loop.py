@@ -115,6 +115,7 @@ class CustomLoop:
             epochs=epochs,
             steps=steps_per_epoch,
         )
+        self.model.stop_training = False
         callback_list.on_train_begin()
         for epoch in range(first_epoch, epochs):
             resumed_mid_epoch = epoch == first_epoch and first_step > 0
@@ -134,6 +135,8 @@ class CustomLoop:
             history.append(recorder.logs)
             self.manager.save(checkpoint_number=self.step)
             self._write_history(history)
+            if self.model.stop_training:  # a callback stopped training early (EpochSelection)
+                break
         callback_list.on_train_end()
         return history
 

@@ -55,19 +55,34 @@ def write_report(
     record_counts: dict[str, Any],
     train_seconds: float,
     train_steps: int,
+    exported_epoch: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Writes job_dir/metrics.json (`final`, `per_epoch`, time and steps) and job_dir/record_counts.json.
+    """Writes job_dir/metrics.json and job_dir/record_counts.json.
 
-    Returns the `final` metrics: the last epoch's logs.
+    metrics.json holds `final` (the exported epoch's logs), `per_epoch` (every epoch's), `exported_epoch`
+    (which epoch was exported and why: `epoch`, `last_epoch`, `reason`, and with a selection metric
+    `metric`, `value`, `values` per epoch), `train_seconds` and `train_steps`.
+
+    Args:
+      history: every epoch's logs, oldest first (`fit`'s result).
+      exported_epoch: `EpochSelection.summary()` (default: the last epoch).
+
+    Returns the `final` metrics.
     """
     job = JobDir(job_dir)
-    per_epoch = [{"epoch": i + 1, **epoch_logs} for i, epoch_logs in enumerate(history)]
-    final = {k: v for k, v in per_epoch[-1].items() if k != "epoch"} if per_epoch else {}
+    per_epoch = [
+        {**epoch_logs, "epoch": epoch_logs.get("epoch", i + 1)} for i, epoch_logs in enumerate(history)
+    ]
+    last = per_epoch[-1]["epoch"] if per_epoch else None
+    exported_epoch = exported_epoch or {"epoch": last, "last_epoch": last, "reason": "the last epoch"}
+    chosen = [e for e in per_epoch if e["epoch"] == exported_epoch["epoch"]]
+    final = {k: v for k, v in chosen[0].items() if k != "epoch"} if chosen else {}
     write_json(
         job.metrics,
         {
             "final": final,
             "per_epoch": per_epoch,
+            "exported_epoch": exported_epoch,
             "train_seconds": round(train_seconds, 3),
             "train_steps": int(train_steps),
         },

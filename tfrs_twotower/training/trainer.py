@@ -6,7 +6,9 @@ A run is five stages, each a function you can call on its own (scripts and bench
 2. model   `build_model(config, schema, inputs=inputs)` then `build_weights(model, config, inputs)`;
 3. fit     `fit(model, inputs, config)`: Keras `fit` or the tf.distribute loop, resumable, evaluated
            against the whole corpus after each epoch;
-4. export  `export_job(model, inputs, job_dir)`: the encoders, the corpus embeddings, the index;
+4. select  `epoch_selection(config, inputs)`: rides along `fit`, keeps the best epoch's weights (by
+           `best_epoch_metric`) and stops early (`early_stopping_patience`);
+   export  `export_job(model, inputs, job_dir)`: the encoders, the corpus embeddings, the index;
 5. report  `write_report(job_dir, history, ...)`: metrics.json and record_counts.json.
 
 `train` adds the job directory's bookkeeping (refuse, resume or overwrite; run_state.json) and the
@@ -40,6 +42,7 @@ from tfrs_twotower.training.build import (  # noqa: F401  (make_optimizer & co. 
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.devices import configure_gpu_memory
 from tfrs_twotower.training.distribution import Distribution
+from tfrs_twotower.training.epoch_selection import epoch_selection
 from tfrs_twotower.training.fitting import build_weights, fit
 from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
@@ -51,10 +54,13 @@ from tfrs_twotower.training.report import example_query
 class TrainingResult:
     """What `train` returns: the trained model, its metrics and where the outputs went.
 
-    Attributes: `model` (the `TwoTowerModel`), `config`, `schema`, `metrics` (the last epoch's logs,
-    e.g. `val_recall_at_10`), `history` (one dict per epoch), `record_counts` (as `record_counts.json`),
-    `paths` (output name -> path in job-dir), `candidate_ids` and `candidate_embeddings` (the corpus, in
-    the same order), `example` (a query with its top candidates, as the CLI prints it).
+    Attributes: `model` (the `TwoTowerModel`, with the exported epoch's weights), `config`, `schema`,
+    `metrics` (the exported epoch's logs, e.g. `val_recall_at_10`: the best epoch by
+    `best_epoch_metric`, else the last), `history` (every epoch's logs, with its `epoch`),
+    `exported_epoch` (which epoch was exported and why, as in metrics.json), `record_counts` (as
+    `record_counts.json`), `paths` (output name -> path in job-dir), `candidate_ids` and
+    `candidate_embeddings` (the corpus, in the same order), `example` (a query with its top
+    candidates, as the CLI prints it).
 
     Example:
     >>> result = train(config)  # doctest: +SKIP
@@ -72,6 +78,7 @@ class TrainingResult:
     candidate_ids: list[str]
     candidate_embeddings: np.ndarray
     example: dict[str, Any] | None = None
+    exported_epoch: dict[str, Any] | None = None
 
 
 def train(
@@ -138,7 +145,10 @@ def _train(
     # 3. Fit: resumes from job-dir/checkpoints when an interrupted run left some.
     if resumed:
         log(f"Resuming the interrupted run in {config.job_dir} from its last checkpoint.")
-    history = fit(model, inputs, config, distribution, callbacks, job_dir=config.job_dir)
+    # 4. Select: the best epoch's weights are back in the model when `fit` returns.
+    selection = epoch_selection(config, inputs, distribution, config.job_dir)
+    history = fit(model, inputs, config, distribution, callbacks, config.job_dir, selection)
+    exported = selection.summary()
     train_seconds = time.perf_counter() - started
 
     # 4. Export: encoders, corpus embeddings and the retrieval index.
@@ -146,7 +156,8 @@ def _train(
 
     # 5. Report: metrics.json, record_counts.json; the run is marked complete.
     counts = inputs.record_counts()
-    final = write_report(job.root, history, counts, train_seconds, int(model.optimizer.iterations.numpy()))
+    steps = int(model.optimizer.iterations.numpy())
+    final = write_report(job.root, history, counts, train_seconds, steps, exported)
     paths.update(
         {
             "metrics": job.metrics,
@@ -162,7 +173,8 @@ def _train(
         config=config,
         schema=schema,
         metrics=final,
-        history=[{"epoch": i + 1, **logs} for i, logs in enumerate(history)],
+        history=history,
+        exported_epoch=exported,
         record_counts=counts,
         paths=paths,
         candidate_ids=list(inputs.corpus_keys),
