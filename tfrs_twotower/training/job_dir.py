@@ -33,6 +33,7 @@ _OUTPUTS = (
     "index",
     "tensorboard",
     "checkpoints",
+    "weights",
     "metrics.json",
     "config.json",
     "record_counts.json",

@@ -20,14 +20,15 @@ import tensorflow as tf
 from tfrs_twotower.export import encode_batches, encoder_function, export_encoder, write_embeddings
 from tfrs_twotower.serving.retrieval_export import export_retrieval_models
 from tfrs_twotower.training.job_dir import JobDir
+from tfrs_twotower.training.warm_start import save_weights
 
 
 def export_job(model, inputs, job_dir: str) -> tuple[dict[str, str], np.ndarray]:
     """Exports `model` (a trained `TwoTowerModel`) for serving into `job_dir`.
 
     Writes job_dir/query_model and job_dir/candidate_model (SavedModels taking the schema's features),
-    job_dir/candidate_embeddings (every corpus candidate of `inputs`, encoded) and job_dir/index (the
-    retrieval SavedModels).
+    job_dir/candidate_embeddings (every corpus candidate of `inputs`, encoded), job_dir/index (the
+    retrieval SavedModels) and job_dir/weights (the towers and the optimizer, for `warm_start_from`).
 
     Returns:
       `(paths, embeddings)`: output name -> path, and the corpus' embeddings `[N, output_dim]` in
@@ -46,6 +47,7 @@ def export_job(model, inputs, job_dir: str) -> tuple[dict[str, str], np.ndarray]
     )
     paths.update(write_embeddings(job.embeddings, inputs.corpus_keys, embeddings))
     paths.update(export_retrieval_models(job.root, model.query_tower, schema=schema))  # job-dir/index/
+    paths["weights"] = save_weights(model, job.root)  # what --warm_start_from reads
     return paths, embeddings
 
 

@@ -48,6 +48,7 @@ from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
 from tfrs_twotower.training.outputs import export_job, write_report
 from tfrs_twotower.training.report import example_query
+from tfrs_twotower.training.warm_start import check_compatible, warm_start
 
 
 @dataclasses.dataclass
@@ -126,6 +127,8 @@ def _train(
 ) -> TrainingResult:
     log = _printer(config.verbose)
     schema = load_schema(config.input_schema_path)
+    if config.warm_start_from:
+        check_compatible(config.warm_start_from, config, schema)  # before any work: a mismatch is fatal
     # Only the chief writes job-dir; other workers write the same outputs to a temporary directory.
     job = JobDir(distribution.output_dir(config.job_dir))
     resumed = start_job(job, config, schema)
@@ -137,10 +140,13 @@ def _train(
     log(inputs.describe())
     distribution.barrier()  # the chief has prepared job-dir (and its checkpoints) for everyone
 
-    # 2. Model: towers, task and optimizer, with its weights made (checkpoints restore into them).
+    # 2. Model: towers, task and optimizer, with its weights made (checkpoints restore into them),
+    #    random or a finished run's (warm start).
     with distribution.scope():
         model = build_model(config, schema, inputs=inputs)
         build_weights(model, config, inputs)
+        if config.warm_start_from:  # the towers (and optimizer state) of a finished run
+            warm_start(model, config, schema, log)
 
     # 3. Fit: resumes from job-dir/checkpoints when an interrupted run left some.
     if resumed:
@@ -151,7 +157,7 @@ def _train(
     exported = selection.summary()
     train_seconds = time.perf_counter() - started
 
-    # 4. Export: encoders, corpus embeddings and the retrieval index.
+    # 4. Export: encoders, corpus embeddings, the retrieval index and the weights (for warm starts).
     paths, embeddings = export_job(model, inputs, job.root)
 
     # 5. Report: metrics.json, record_counts.json; the run is marked complete.
