@@ -59,6 +59,9 @@ def print_report(result) -> None:
     for bad in counts.get("rejected_examples", [])[:10]:
         print(f"  skipped: {bad}")
     print("\nFinal metrics:")
+    exported = getattr(result, "exported_epoch", None)
+    if exported and exported.get("epoch") is not None:
+        print(f"  (epoch {exported['epoch']} of {exported['last_epoch']}, exported: {exported['reason']})")
     print(format_metrics(result.metrics))
     print("\nOutputs:")
     for name, path in result.paths.items():

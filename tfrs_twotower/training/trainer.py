@@ -148,16 +148,16 @@ def _train(
         if config.warm_start_from:  # the towers (and optimizer state) of a finished run
             warm_start(model, config, schema, log)
 
-    # 3. Fit: resumes from job-dir/checkpoints when an interrupted run left some.
+    # 3. Fit: resumes from job-dir/checkpoints when an interrupted run left some. With it,
+    # 4a. Select: the best epoch's weights are back in the model when `fit` returns.
     if resumed:
         log(f"Resuming the interrupted run in {config.job_dir} from its last checkpoint.")
-    # 4. Select: the best epoch's weights are back in the model when `fit` returns.
     selection = epoch_selection(config, inputs, distribution, config.job_dir)
     history = fit(model, inputs, config, distribution, callbacks, config.job_dir, selection)
     exported = selection.summary()
     train_seconds = time.perf_counter() - started
 
-    # 4. Export: encoders, corpus embeddings, the retrieval index and the weights (for warm starts).
+    # 4b. Export: encoders, corpus embeddings, the retrieval index and the weights (for warm starts).
     paths, embeddings = export_job(model, inputs, job.root)
 
     # 5. Report: metrics.json, record_counts.json; the run is marked complete.
