@@ -16,8 +16,8 @@ import argparse
 import json
 import sys
 
-from tfrs_twotower.data.formats import FILE_FORMATS
-
+# `data.formats.FILE_FORMATS` (a test checks): importing `data` imports TensorFlow, and `--help` should not.
+FILE_FORMATS = ("jsonl", "tfrecord")
 _FLAVOUR_CHOICES = ("brute_force", "scann", "both")
 
 
