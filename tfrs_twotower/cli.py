@@ -186,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from tfrs_twotower import progress
     from tfrs_twotower.errors import USER_ERRORS
+
+    progress.enable(getattr(args, "verbose", None) != 0)  # lines for the scan, encoding, index export
 
     try:
         return args.run(args)
