@@ -7,6 +7,8 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
+from tfrs_twotower.tasks.retrieval import string_id_keys
+
 
 def _replica_context():
     """The replica context when several replicas train in sync (inside `strategy.run`), else None."""
@@ -293,11 +295,8 @@ class TwoTowerModel(Model):
             )
         gathered = {"embeddings": candidate_embeddings}
         if "candidate_ids" in options:
-            ids = options["candidate_ids"]
             # Collectives carry numbers only: string ids travel as 64-bit fingerprints.
-            if ids.dtype == tf.string:
-                ids = tf.strings.to_hash_bucket_fast(ids, 2**63 - 1)
-            gathered["ids"] = ids
+            gathered["ids"] = string_id_keys(options["candidate_ids"])
         if "candidate_sampling_probability" in options:
             gathered["probability"] = options["candidate_sampling_probability"]
         gathered = _global_batch_candidates(context, gathered)
