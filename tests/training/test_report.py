@@ -13,7 +13,7 @@ def _result(**extra):
     config = TrainingConfig(
         training_data_path="t", input_schema_path="s", job_dir="j", train_batch_size=256, eval_top_k="1,10"
     )
-    metrics = {"loss": 1024.0, "val_recall_at_1": 0.05, "val_recall_at_10": 0.3}
+    metrics = {"loss": 1024.0, "val_loss": 350.0, "val_recall_at_1": 0.05, "val_recall_at_10": 0.3}
     baselines = {"random": {1: 0.0025, 10: 0.025}, "most_popular": {1: 0.01, 10: 0.08}}
     fields = dict(
         config=config,
@@ -36,6 +36,7 @@ def test_reading_the_metrics_shows_baselines_and_loss_per_pair():
     assert "all 400 candidates" in text
     assert "summed over each batch of 256 pairs" in text and "about 4.00 per pair" in text
     assert f"ln(256) = {np.log(256):.2f}" in text
+    assert "evaluation batches of 100: about 3.50 per pair" in text  # val_loss 350 / 100
 
 
 def test_mean_loss_and_no_baselines():

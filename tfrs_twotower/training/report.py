@@ -113,6 +113,13 @@ def reading_the_metrics(result) -> str:
             lines.append(f"  loss: the softmax cross-entropy per pair (mean over each batch of {batch})")
         lines.append(
             "    (a model that cannot tell a batch's candidates apart scores "
-            f"ln({batch}) = {np.log(batch):.2f} per pair; val_loss uses batches of {config.eval_batch_size})."
+            f"ln({batch}) = {np.log(batch):.2f} per pair)."
         )
+        if "val_loss" in metrics:
+            size = config.eval_batch_size
+            value = metrics["val_loss"] / size if config.loss_reduction == "sum" else metrics["val_loss"]
+            lines.append(
+                f"  val_loss: the same on evaluation batches of {size}: about {value:.2f} per pair "
+                f"(ln({size}) = {np.log(size):.2f})."
+            )
     return "\n".join(lines) if len(lines) > 2 else ""
