@@ -198,7 +198,8 @@ def export_retrieval_models(
             if tf.io.gfile.exists(path):
                 tf.io.gfile.rmtree(path)
             RetrievalModule(index, signature).save(path)
-            done(f"saved to {path}" + (f", recall@k {recall['recall_at_k']}" if recall else ""))
+            measured = (recall or {}).get("recall_at_k")
+            done(f"saved to {path}" + (f", recall@k {measured}" if measured is not None else ""))
         metadata[flavour] = _describe(index, len(ids), embeddings.shape[1])
         if recall is not None:
             metadata[flavour]["recall"] = recall
