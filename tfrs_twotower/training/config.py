@@ -14,8 +14,6 @@ import dataclasses
 import json
 from typing import Any
 
-import tensorflow as tf
-
 from tfrs_twotower.errors import ConfigError
 from tfrs_twotower.training.validation import Boolean, Interval, OneOf, Text, check_parameter
 
@@ -244,6 +242,8 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str) -> None:
+        import tensorflow as tf  # here, not at the top: `tfrs-twotower --help` imports this module
+
         with tf.io.gfile.GFile(path, "w") as f:
             json.dump(self.to_json(), f, indent=2, sort_keys=True)
 
