@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from tfrs_twotower import progress
 from tfrs_twotower.export import EMBEDDINGS_DIR, read_embeddings, side_signature
+from tfrs_twotower.features.finite import check_finite
 from tfrs_twotower.index import BruteForce, ScaNN
 from tfrs_twotower.index.top_k import TopK, check_k
 from tfrs_twotower.schema import InputSchema, load_schema
@@ -91,9 +92,11 @@ class RetrievalModule(tf.Module):
         if index.query_model is None or index.num_candidates is None:
             raise ValueError("The `index` parameter must be indexed and have a `query_model`.")
         self.index = index
+        self._signature = dict(input_signature)
         self.serve = tf.function(self._serve, input_signature=[dict(input_signature)])
 
     def _serve(self, features):
+        features = check_finite(features, self._signature, "query")  # inf/NaN: an error naming it
         scores, ids = self.index(features)
         # ScaNN's ops give no static shape; the signature (and saved_model_cli) should show [-1, k].
         shape = [None, self.index.k]

@@ -44,7 +44,9 @@ from tfrs_twotower.training.distribution import Distribution
 from tfrs_twotower.training.fitting import build_weights, fit
 from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
+from tfrs_twotower.training.memory_check import check_table_memory
 from tfrs_twotower.training.outputs import export_job, write_report
+from tfrs_twotower.training.preemption import PreemptionGuard
 from tfrs_twotower.training.report import example_query
 
 
@@ -113,7 +115,8 @@ def train(
     configure_gpu_memory(config.gpu_memory_alloc)  # before anything initialises the devices
     distribution = Distribution(config.distribution)
     try:
-        return _train(config, callbacks, distribution)
+        with PreemptionGuard(JobDir(distribution.output_dir(config.job_dir)), config.to_json()) as guard:
+            return _train(config, [*callbacks, guard.callback()], distribution)  # SIGTERM: see preemption
     finally:
         distribution.cleanup()
 
@@ -125,6 +128,7 @@ def _train(
     schema = load_schema(config.input_schema_path)
     # Only the chief writes job-dir; other workers write the same outputs to a temporary directory.
     job = JobDir(distribution.output_dir(config.job_dir))
+    check_table_memory(schema, config.optimizer)  # before the scan: fail at once, with the arithmetic
     resumed = start_job(job, config, schema)
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
