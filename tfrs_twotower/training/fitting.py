@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfrs_twotower.data import make_dataset
 from tfrs_twotower.training.build import check_trainable
+from tfrs_twotower.training.checkpoints import SafeBackupAndRestore
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.corpus_evaluation import CorpusEvaluation
 from tfrs_twotower.training.custom_loop import train_with_custom_loop
@@ -124,14 +125,16 @@ def fit(
         if tf.io.gfile.exists(job.checkpoints):
             tf.io.gfile.rmtree(job.checkpoints)  # as BackupAndRestore does when training ends
         return selection.history
+    # A damaged latest checkpoint falls back to the previous one.
+    backup = SafeBackupAndRestore(job.checkpoints, log=print if config.verbose else lambda message: None)
     model.fit(
         inputs.train_dataset,
         epochs=config.num_epochs,
         steps_per_epoch=config.training_steps_per_epoch,
         validation_data=inputs.eval_dataset,
         validation_steps=config.eval_steps_per_epoch,
-        callbacks=[*before, keras.callbacks.BackupAndRestore(job.checkpoints)],
+        callbacks=[*before, backup],
         verbose=config.verbose,
         shuffle=False,  # the dataset shuffles itself
     )
-    return selection.history  # Keras' History holds only the epochs since a resumption
+    return selection.history  # every epoch's, also across a resume (Keras' History holds only this call's)

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from tfrs_twotower.metrics.baselines import recall_baselines
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.optimizers import RowSparseAdagrad  # noqa: F401  (re-exported: tests patch it here)
 from tfrs_twotower.schema import InputSchema, load_schema
@@ -46,7 +47,9 @@ from tfrs_twotower.training.epoch_selection import epoch_selection
 from tfrs_twotower.training.fitting import build_weights, fit
 from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
+from tfrs_twotower.training.memory_check import check_table_memory
 from tfrs_twotower.training.outputs import export_job, write_report
+from tfrs_twotower.training.preemption import PreemptionGuard
 from tfrs_twotower.training.report import example_query
 from tfrs_twotower.training.warm_start import check_compatible, warm_start
 
@@ -61,7 +64,8 @@ class TrainingResult:
     `exported_epoch` (which epoch was exported and why, as in metrics.json), `record_counts` (as
     `record_counts.json`), `paths` (output name -> path in job-dir), `candidate_ids` and
     `candidate_embeddings` (the corpus, in the same order), `example` (a query with its top
-    candidates, as the CLI prints it).
+    candidates, as the CLI prints it), `baselines` (Recall@K of a random and of the most-popular
+    ranking on the same evaluation pairs, see `metrics.baselines`).
 
     Example:
     >>> result = train(config)  # doctest: +SKIP
@@ -79,6 +83,7 @@ class TrainingResult:
     candidate_ids: list[str]
     candidate_embeddings: np.ndarray
     example: dict[str, Any] | None = None
+    baselines: dict[str, dict[int, float]] | None = None
     exported_epoch: dict[str, Any] | None = None
 
 
@@ -117,7 +122,8 @@ def train(
     configure_gpu_memory(config.gpu_memory_alloc)  # before anything initialises the devices
     distribution = Distribution(config.distribution)
     try:
-        return _train(config, callbacks, distribution)
+        with PreemptionGuard(JobDir(distribution.output_dir(config.job_dir)), config.to_json()) as guard:
+            return _train(config, [*callbacks, guard.callback()], distribution)  # SIGTERM: see preemption
     finally:
         distribution.cleanup()
 
@@ -131,6 +137,7 @@ def _train(
         check_compatible(config.warm_start_from, config, schema)  # before any work: a mismatch is fatal
     # Only the chief writes job-dir; other workers write the same outputs to a temporary directory.
     job = JobDir(distribution.output_dir(config.job_dir))
+    check_table_memory(schema, config.optimizer)  # before the scan: fail at once, with the arithmetic
     resumed = start_job(job, config, schema)
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
@@ -186,6 +193,16 @@ def _train(
         candidate_ids=list(inputs.corpus_keys),
         candidate_embeddings=embeddings,
         example=example_query(model, inputs, embeddings),
+        baselines=_baselines(inputs, config),
+    )
+
+
+def _baselines(inputs, config: TrainingConfig) -> dict[str, dict[int, float]] | None:
+    evaluated = inputs.positive_counts("eval")
+    if not evaluated or not inputs.corpus_keys:
+        return None
+    return recall_baselines(
+        inputs.positive_counts("train"), evaluated, len(inputs.corpus_keys), config.top_ks
     )
 
 
