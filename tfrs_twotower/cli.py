@@ -59,7 +59,9 @@ _GROUPS = {
         "temperature remove_accidental_hits sampling_bias_correction num_mixed_negatives num_hard_negatives "
         "loss_reduction"
     ).split(),
-    "training": "seed distribution checkpoint_every_steps warm_start_from".split(),
+    "training": (
+        "seed distribution checkpoint_every_steps warm_start_from best_epoch_metric early_stopping_patience"
+    ).split(),
     "output": "eval_top_k overwrite verbose".split(),
 }
 _REQUIRED = ("training_data_path", "input_schema_path", "job_dir")

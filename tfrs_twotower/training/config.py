@@ -162,18 +162,14 @@ class TrainingConfig:
     )
     best_epoch_metric: str = _field(
         "auto",
-        "With evaluation data, export the epoch with the best value of this logged metric (e.g. "
-        "val_recall_at_10, val_ndcg_at_10, val_loss: names ending in loss are minimised); auto: "
-        "val_recall_at_K for the largest K of eval_top_k; none or last: export the last epoch.",
+        "Export the epoch with the best value of this logged metric (auto: val_recall_at_K, the largest K "
+        "below the corpus size; none: the last epoch).",
     )
     early_stopping_patience: int | None = _field(
-        None,
-        "Stop training after this many epochs without improving best_epoch_metric (default: never).",
+        None, "Stop after N epochs without improving best_epoch_metric."
     )
     warm_start_from: str | None = _field(
-        None,
-        "A finished run's job_dir: start from its trained weights (and its optimizer state when the "
-        "optimizer is the same) instead of random ones, e.g. to continue training on new data.",
+        None, "A finished run's job_dir to start from: its weights (and optimizer state)."
     )
 
     @property
