@@ -15,7 +15,11 @@ Conventions (the same as `tf.math.in_top_k`, TFRS `FactorizedTopK` and `metrics.
   result is deterministic; on the TF path candidates within float32 rounding of the positive's score (the
   score of a block matmul and of a row dot product can differ in the last bits) may fall either way.
 - `exclude` removes candidates (e.g. items the user has already seen) from the comparison; the positive
-  itself is never excluded.
+  itself is never excluded. `seen` (each query's training positives) reports every metric a second
+  time, under `<name>_seen_excluded`, with them removed too. Removal is exact on both paths: an excluded
+  candidate is subtracted when, and only when, the count included it (the C path rescores it with the
+  kernel's bit-identical `pair_scores`; the TF path reads it from the score block it counted), so the two
+  paths agree wherever the scores themselves do (exactly, for exactly representable dot products).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_twotower.metrics import fast_ranks
+from tfrs_twotower.metrics import fast_ranks, tf_ranks
 from tfrs_twotower.metrics.factorized_top_k import _validate_ks
 
 DEFAULT_QUERY_BLOCK = 1024
 DEFAULT_CANDIDATE_BLOCK = 2048
+SEEN_SUFFIX = "_seen_excluded"
 
 
 def _check_block(name: str, value: int | None, default: int) -> int:
@@ -49,46 +54,23 @@ def _as_matrix(name: str, value) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-@tf.function(reduce_retracing=False)  # the tail's static size decides whether it is scored
-def _count_outscoring(queries, thresholds, positives, blocks, tail):
-    """Counts, per query, the candidates scoring strictly above its threshold.
-
-    Also returns whether the positive's own column counted itself (its block-matmul score may differ in
-    the last bits from the row dot product that gave the threshold), so the caller subtracts it.
-    """
-    num_blocks = tf.shape(blocks)[0]
-    block_size = tf.shape(blocks)[1]
-    column = tf.expand_dims(thresholds, 1)
-    counts = tf.zeros_like(thresholds, dtype=tf.int32)
-    self_counted = tf.zeros_like(thresholds, dtype=tf.int32)
-
-    def count_one(block, start, counts, self_counted):
-        scores = tf.matmul(queries, block, transpose_b=True)
-        counts += tf.reduce_sum(tf.cast(scores > column, tf.int32), axis=1)
-        local = positives - start
-        inside = (local >= 0) & (local < tf.shape(block)[0])
-        own = tf.gather(scores, tf.clip_by_value(local, 0, tf.shape(block)[0] - 1), batch_dims=1)
-        self_counted += tf.cast(inside & (own > thresholds), tf.int32)
-        return counts, self_counted
-
-    for i in tf.range(num_blocks):
-        counts, self_counted = count_one(blocks[i], i * block_size, counts, self_counted)
-    if tail.shape[0] is None or tail.shape[0] > 0:
-        counts, self_counted = count_one(tail, num_blocks * block_size, counts, self_counted)
-    return counts - self_counted
-
-
-def _exclusion_pairs(exclude, num_queries: int, num_candidates: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flattens `exclude` into unique (query, candidate) pairs."""
+def _as_rows(exclude, name: str = "exclude") -> list:
+    """`exclude` (lists, a tf.RaggedTensor or a -1-padded int matrix) as one index list per query."""
     if isinstance(exclude, tf.RaggedTensor):
         exclude = exclude.to_list()
     if isinstance(exclude, np.ndarray) and exclude.ndim == 2:
         exclude = [row[row >= 0] for row in exclude]  # a padded matrix: negative entries are padding
     if isinstance(exclude, (str, bytes)) or not isinstance(exclude, (Sequence, np.ndarray)):
         raise TypeError(
-            "`exclude` must be a sequence with one list of candidate indices per query, a "
+            f"`{name}` must be a sequence with one list of candidate indices per query, a "
             f"tf.RaggedTensor, or a -1-padded [Q, L] int array. Got {type(exclude).__name__}."
         )
+    return list(exclude)
+
+
+def _exclusion_pairs(exclude, num_queries: int, num_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flattens `exclude` into unique (query, candidate) pairs."""
+    exclude = _as_rows(exclude)
     if len(exclude) != num_queries:
         raise ValueError(f"`exclude` must have one entry per query ({num_queries}). Got {len(exclude)}.")
     rows = [np.asarray(row, dtype=np.int64).reshape(-1) for row in exclude]
@@ -120,6 +102,17 @@ def positive_ranks(
         `(ranks, num_others)`: int64 `[Q]` arrays; `ranks` is 1-based, `num_others` is how many candidates
         each positive was compared against (`N - 1` minus that query's excluded candidates).
     """
+    return _rank_sets(
+        query_embeddings, positive_indices, candidate_embeddings, [exclude], query_block, candidate_block
+    )[0]
+
+
+def _rank_sets(
+    query_embeddings, positive_indices, candidate_embeddings, exclusion_sets, query_block, candidate_block
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`(ranks, num_others)` for each of several exclusion sets (each like `exclude`, or None), with one
+    pass over the corpus: the candidates outscoring each positive are counted once, then each set's
+    excluded candidates that were counted (scored exactly as counted, on both paths) are subtracted."""
     queries = _as_matrix("query_embeddings", query_embeddings)
     candidates = _as_matrix("candidate_embeddings", candidate_embeddings)
     positives = np.asarray(positive_indices)
@@ -144,50 +137,53 @@ def positive_ranks(
     candidate_block = min(
         _check_block("candidate_block", candidate_block, DEFAULT_CANDIDATE_BLOCK), max(num_candidates, 1)
     )
-
     positives = positives.astype(np.int32 if num_candidates < 2**31 else np.int64)
+
+    # Every excluded (query, candidate) pair of every set once, with a bit per set it belongs to.
+    codes = []
+    for exclude in exclusion_sets:
+        if exclude is None:
+            codes.append(np.zeros([0], np.int64))
+            continue
+        rows, columns = _exclusion_pairs(exclude, num_queries, num_candidates)
+        keep = columns != positives[rows]  # the positive itself is never excluded
+        codes.append(rows[keep] * num_candidates + columns[keep])
+    union = np.unique(np.concatenate(codes))
+    bits = np.zeros(union.shape, np.int64)
+    for j, code in enumerate(codes):
+        bits[np.searchsorted(union, code)] |= 1 << j
+    pair_rows, pair_columns = union // max(num_candidates, 1), union % max(num_candidates, 1)
+
     if fast_ranks.available():
         thresholds = fast_ranks.pair_scores(queries, candidates, np.arange(num_queries), positives)
         counts = fast_ranks.count_outscoring(queries, candidates, thresholds)
-
-        def pair_scores(rows, columns):  # bit-identical to the kernel's scores
-            return fast_ranks.pair_scores(queries, candidates, rows, columns)
+        # pair_scores is bit-identical to the kernel's scores: exactly the excluded pairs it counted.
+        hits = fast_ranks.pair_scores(queries, candidates, pair_rows, pair_columns) > thresholds[pair_rows]
     else:
         thresholds = np.einsum("qd,qd->q", queries, candidates[positives])
-        counts = _count_with_tf(queries, thresholds, positives, candidates, query_block, candidate_block)
-
-        def pair_scores(rows, columns):
-            return np.einsum("pd,pd->p", queries[rows], candidates[columns])
-
-    num_others = np.full([num_queries], num_candidates - 1, dtype=np.int64)
-    if exclude is not None:
-        query_rows, columns = _exclusion_pairs(exclude, num_queries, num_candidates)
-        keep = columns != positives[query_rows]
-        query_rows, columns = query_rows[keep], columns[keep]
-        scores = pair_scores(query_rows, columns)
-        np.subtract.at(counts, query_rows, (scores > thresholds[query_rows]).astype(np.int64))
-        num_others -= np.bincount(query_rows, minlength=num_queries)
-    return counts + 1, num_others
+        counts, hits = tf_ranks.count_with_tf(
+            queries, thresholds, positives, candidates, query_block, candidate_block, pair_rows, pair_columns
+        )
+    results = []
+    for j in range(len(exclusion_sets)):
+        member = (bits >> j) & 1 == 1
+        removed = np.bincount(pair_rows[member & hits], minlength=num_queries)
+        num_others = (num_candidates - 1) - np.bincount(pair_rows[member], minlength=num_queries)
+        results.append((counts - removed + 1, num_others.astype(np.int64)))
+    return results
 
 
-def _count_with_tf(queries, thresholds, positives, candidates, query_block, candidate_block) -> np.ndarray:
-    """The TF path of `positive_ranks`: int64 `[Q]` counts of candidates outscoring the thresholds."""
-    num_queries, num_candidates = queries.shape[0], candidates.shape[0]
-    num_full = num_candidates // candidate_block
-    all_candidates = tf.constant(candidates)
-    blocks = tf.reshape(all_candidates[: num_full * candidate_block], [num_full, candidate_block, -1])
-    tail = all_candidates[num_full * candidate_block :]
-    counts = np.empty([num_queries], dtype=np.int64)
-    for start in range(0, num_queries, query_block):
-        stop = min(start + query_block, num_queries)
-        counts[start:stop] = _count_outscoring(
-            tf.constant(queries[start:stop]),
-            tf.constant(thresholds[start:stop]),
-            tf.constant(positives[start:stop]),
-            blocks,
-            tail,
-        ).numpy()
-    return counts
+def _metrics(ranks: np.ndarray, num_others: np.ndarray, ks: Sequence[int], suffix: str = "") -> dict:
+    ranks_f = ranks.astype(np.float64)
+    result = {f"recall_at_{k}": float(np.mean(ranks <= k)) for k in ks}
+    result["ndcg_at_10"] = float(np.mean(np.where(ranks <= 10, 1.0 / np.log2(ranks_f + 1.0), 0.0)))
+    result["mrr"] = float(np.mean(1.0 / ranks_f))
+    auc = 1.0 - (ranks_f - 1.0) / np.maximum(num_others, 1)
+    result["auc"] = float(np.mean(auc))
+    result["precision_at_1"] = float(np.mean(ranks == 1))
+    for k in ks:
+        result[f"factorized_top_k/top_{k}_categorical_accuracy"] = result[f"recall_at_{k}"]
+    return {name + suffix: value for name, value in result.items()}
 
 
 def evaluate_retrieval(
@@ -198,6 +194,7 @@ def evaluate_retrieval(
     exclude=None,
     query_block: int | None = None,
     candidate_block: int | None = None,
+    seen=None,
 ) -> dict[str, float]:
     """Evaluates retrieval of each query's positive among all candidates (exact, by rank counting).
 
@@ -211,11 +208,16 @@ def evaluate_retrieval(
         query_block: queries per block (default 1024). TF path only (see `fast_ranks.available()`).
         candidate_block: candidates per block (default 2048). A score block is
             `query_block * candidate_block * 4` bytes. TF path only.
+        seen: optional candidates each query has already seen (its training positives), in the forms
+            of `exclude`: the result then also holds every metric computed with them (and `exclude`)
+            removed from the ranking, named with the suffix `SEEN_SUFFIX` ("_seen_excluded"), the usual
+            recommendation protocol. The positive itself is never removed.
 
     Returns:
         A dict of floats, averaged over queries: `recall_at_{k}` for each k, `ndcg_at_10`, `mrr`, `auc`
         (fraction of the other candidates that do not outscore the positive), `precision_at_1`, and
-        `factorized_top_k/top_{k}_categorical_accuracy` (= `recall_at_{k}`, the TFRS name).
+        `factorized_top_k/top_{k}_categorical_accuracy` (= `recall_at_{k}`, the TFRS name); with `seen`,
+        each of them again as `<name>_seen_excluded`.
 
     Raises:
         ValueError: on mismatched shapes, out-of-range indices or bad `ks`/block sizes.
@@ -229,23 +231,30 @@ def evaluate_retrieval(
     (0.5, 1.0, 0.75)
     """
     ks = _validate_ks(ks)
-    ranks, num_others = positive_ranks(
-        query_embeddings,
-        positive_indices,
-        candidate_embeddings,
-        exclude=exclude,
-        query_block=query_block,
-        candidate_block=candidate_block,
+    sets = [exclude] if seen is None else [exclude, _union(exclude, seen)]
+    ranked = _rank_sets(
+        query_embeddings, positive_indices, candidate_embeddings, sets, query_block, candidate_block
     )
-    if ranks.size == 0:
+    if ranked[0][0].size == 0:
         raise ValueError("`query_embeddings` is empty: there is nothing to evaluate.")
-    ranks_f = ranks.astype(np.float64)
-    result = {f"recall_at_{k}": float(np.mean(ranks <= k)) for k in ks}
-    result["ndcg_at_10"] = float(np.mean(np.where(ranks <= 10, 1.0 / np.log2(ranks_f + 1.0), 0.0)))
-    result["mrr"] = float(np.mean(1.0 / ranks_f))
-    auc = 1.0 - (ranks_f - 1.0) / np.maximum(num_others, 1)
-    result["auc"] = float(np.mean(auc))
-    result["precision_at_1"] = float(np.mean(ranks == 1))
-    for k in ks:
-        result[f"factorized_top_k/top_{k}_categorical_accuracy"] = result[f"recall_at_{k}"]
+    result = _metrics(*ranked[0], ks)
+    if seen is not None:
+        result.update(_metrics(*ranked[1], ks, SEEN_SUFFIX))
     return result
+
+
+def _union(exclude, seen):
+    """Per query, the candidates of `exclude` and of `seen` (as lists; both in `exclude`'s forms)."""
+    seen_rows = _as_rows(seen, "seen")
+    if exclude is None:
+        return seen_rows
+    exclude_rows = _as_rows(exclude)
+    if len(exclude_rows) != len(seen_rows):
+        raise ValueError(
+            f"`exclude` and `seen` must have one entry per query. Got {len(exclude_rows)} and "
+            f"{len(seen_rows)}."
+        )
+    return [
+        np.concatenate([np.asarray(a, np.int64).reshape(-1), np.asarray(b, np.int64).reshape(-1)])
+        for a, b in zip(exclude_rows, seen_rows, strict=True)
+    ]
