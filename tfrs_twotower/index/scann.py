@@ -189,7 +189,11 @@ class ScaNN(TopK):
 
     def _pre_reorder(self, k: int):
         reorder = self.params.num_reordering_candidates
-        return max(reorder, k) if reorder else None
+        if not reorder:
+            return None
+        return (
+            max(reorder, k) if isinstance(k, int) else tf.maximum(reorder, k)
+        )  # k: a tensor with exclusions
 
     def _search(self, queries, k):
         searcher = self._searcher()
