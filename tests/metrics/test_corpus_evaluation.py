@@ -161,21 +161,8 @@ def _seen_reference(queries, positives, candidates, ks, seen):
     return ranks, {**base, **{f"{name}_seen_excluded": value for name, value in excluded.items()}}
 
 
-@pytest.fixture(params=["kernel", "tf"])
-def rank_path(request, monkeypatch):
-    from tfrs_twotower.metrics import fast_ranks
-
-    if request.param == "kernel":
-        if not fast_ranks.available():
-            pytest.skip("the C rank kernel is not built or not fast on this CPU")
-    else:
-        monkeypatch.setenv(fast_ranks.DISABLE_ENV, "1")
-        assert not fast_ranks.available()
-    return request.param
-
-
 @pytest.mark.parametrize("blocks", [(None, None), (16, 50), (70, 1)])
-def test_seen_excluded_metrics_match_numpy_on_both_paths(small, rank_path, blocks):
+def test_seen_excluded_metrics_match_numpy(small, blocks):
     queries, positives, candidates = small
     rng = np.random.default_rng(9)
     seen = [list(rng.integers(0, 257, rng.integers(0, 40))) for _ in range(70)]
@@ -191,15 +178,21 @@ def test_seen_excluded_metrics_match_numpy_on_both_paths(small, rank_path, block
         np.testing.assert_allclose(result[name], value, rtol=1e-12, err_msg=name)
 
 
-def test_both_rank_paths_give_identical_ranks_with_exclusions(small, monkeypatch):
+def test_both_rank_paths_give_identical_ranks_with_exclusions(monkeypatch, compute_path):
+    if compute_path != "tensorflow":
+        pytest.skip("compares the two paths itself; once is enough")
     from tfrs_twotower.metrics import corpus_evaluation, fast_ranks
 
+    monkeypatch.delenv(fast_ranks.DISABLE_ENV, raising=False)
     if not fast_ranks.available():
         pytest.skip("the C rank kernel is not built or not fast on this CPU")
-    queries, positives, candidates = small
     rng = np.random.default_rng(5)
-    seen = [list(rng.integers(0, 257, rng.integers(0, 60))) for _ in range(70)]
-    exclude = [list(rng.integers(0, 257, 3)) for _ in range(70)]
+    candidates = rng.standard_normal((3000, 24)).astype("float32")  # float scores: near-ties matter
+    positives = rng.integers(0, 3000, 70)
+    queries = (candidates[positives] + rng.standard_normal((70, 24)).astype("float32")).astype("float32")
+    candidates[::7] = candidates[positives[0]]  # exact duplicates of a positive
+    seen = [list(rng.integers(0, 3000, rng.integers(0, 600))) for _ in range(70)]
+    exclude = [list(rng.integers(0, 3000, 3)) for _ in range(70)]
     args = (queries, positives, candidates, [None, exclude, seen], None, 64)
     kernel = corpus_evaluation._rank_sets(*args)
     monkeypatch.setenv(fast_ranks.DISABLE_ENV, "1")
@@ -210,7 +203,7 @@ def test_both_rank_paths_give_identical_ranks_with_exclusions(small, monkeypatch
     assert not np.array_equal(kernel[0][0], kernel[2][0])
 
 
-def test_seen_with_exclude_removes_both(small, rank_path):
+def test_seen_with_exclude_removes_both(small):
     queries, positives, candidates = small
     exclude = [[int((p + 1) % 257)] for p in positives]
     seen = [[int((p + 2) % 257), int((p + 3) % 257)] for p in positives]

@@ -51,7 +51,16 @@ def iter_tfrecord(path: str) -> Iterator[tuple[Location, bytes]]:
         yield Location(path, index), data
 
 
-def _values(feature: tf.train.Feature, location: Location, key: str) -> list:
+def parse_example(data: bytes, location: Location) -> tf.train.Example:
+    """A serialized `tf.train.Example`, parsed; a `BadRecordError` at `location` when it is not one."""
+    try:
+        return tf.train.Example.FromString(data)
+    except Exception as e:  # protobuf's DecodeError has no stable import path
+        raise BadRecordError(location, f"not a valid tf.train.Example ({e})") from None
+
+
+def feature_values(feature: tf.train.Feature, location: Location, key: str) -> list:
+    """One Example feature's values as a list (bytes decoded as UTF-8 text; `key` names it in errors)."""
     kind = feature.WhichOneof("kind")
     if kind == "bytes_list":
         try:
@@ -109,28 +118,25 @@ def _split_negatives(parser: RecordParser, values: dict, lengths: dict, location
 
 def example_to_record(data: bytes, location: Location, parser: RecordParser, kind: str = "pairs") -> dict:
     """Decodes and normalises one serialized `tf.train.Example`."""
-    try:
-        example = tf.train.Example.FromString(data)
-    except Exception as e:  # protobuf's DecodeError has no stable import path
-        raise BadRecordError(location, f"not a valid tf.train.Example ({e})") from None
+    example = parse_example(data, location)
     raw: dict[str, Any] = {"query": {}, "candidate": {}}
     negatives: dict[str, list] = {}
     lengths: dict[str, list] = {}
     for key, feature in example.features.feature.items():
         if key.startswith("candidate_"):
-            raw["candidate"][key[10:]] = _values(feature, location, key)
+            raw["candidate"][key[10:]] = feature_values(feature, location, key)
         elif kind != "pairs":
             raw[key] = None
         elif key.startswith("query_"):
-            raw["query"][key[6:]] = _values(feature, location, key)
+            raw["query"][key[6:]] = feature_values(feature, location, key)
         elif key.startswith("negative_"):
             name = key[9:]
             if name.endswith(LENGTHS_SUFFIX):
-                lengths[name[: -len(LENGTHS_SUFFIX)]] = _values(feature, location, key)
+                lengths[name[: -len(LENGTHS_SUFFIX)]] = feature_values(feature, location, key)
             else:
-                negatives[name] = _values(feature, location, key)
+                negatives[name] = feature_values(feature, location, key)
         elif key == "weight":
-            w = _values(feature, location, key)
+            w = feature_values(feature, location, key)
             if len(w) != 1:
                 raise BadRecordError(location, f"expected a float_list of one value, got {w}", "weight")
             raw["weight"] = w[0]

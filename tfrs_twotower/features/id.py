@@ -97,8 +97,8 @@ class IdEncoder(keras.layers.Layer):
         return self.embedding_dim
 
     def build(self, input_shape=None):
+        # The table is made here, not on the first call, so a reloaded `.keras` model has it to load into.
         self.embedding.build((None,))
-        self.built = True
 
     def call(self, ids):
         ids = tf.convert_to_tensor(ids)

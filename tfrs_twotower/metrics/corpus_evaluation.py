@@ -10,16 +10,15 @@ Conventions (the same as `tf.math.in_top_k`, TFRS `FactorizedTopK` and `metrics.
 - a candidate *outscores* the positive when its score `q . c` is strictly greater; ties do not outscore.
   So a degenerate model that gives every candidate the same score gets rank 1 everywhere: check that the
   scores are not constant before trusting a perfect figure.
-- the positive's own column is never counted. With the C kernel every score (positive, candidates,
-  excluded pairs) is the same fma chain, so exact duplicates of the positive never outscore it and the
-  result is deterministic; on the TF path candidates within float32 rounding of the positive's score (the
-  score of a block matmul and of a row dot product can differ in the last bits) may fall either way.
+- the positive's own column is never counted. Every score that decides a rank (positive, candidates
+  near it, excluded pairs) is the same fma chain on both paths (the C kernel, and the TF path's exact
+  rescoring of near-ties, see `fma_scores`), so exact duplicates of the positive never outscore it and
+  both paths give identical ranks on every machine.
 - `exclude` removes candidates (e.g. items the user has already seen) from the comparison; the positive
   itself is never excluded. `seen` (each query's training positives) reports every metric a second
-  time, under `<name>_seen_excluded`, with them removed too. Removal is exact on both paths: an excluded
-  candidate is subtracted when, and only when, the count included it (the C path rescores it with the
-  kernel's bit-identical `pair_scores`; the TF path reads it from the score block it counted), so the two
-  paths agree wherever the scores themselves do (exactly, for exactly representable dot products).
+  time, under `<name>_seen_excluded`, with them removed too. Removal is exact: an excluded candidate is
+  subtracted when, and only when, the count included it (it is rescored with the same fma chain), so
+  both paths give identical ranks with exclusions too.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_twotower.metrics import fast_ranks, tf_ranks
+from tfrs_twotower.metrics import fast_ranks, fma_scores
 from tfrs_twotower.metrics.factorized_top_k import _validate_ks
 
 DEFAULT_QUERY_BLOCK = 1024
@@ -157,13 +156,18 @@ def _rank_sets(
     if fast_ranks.available():
         thresholds = fast_ranks.pair_scores(queries, candidates, np.arange(num_queries), positives)
         counts = fast_ranks.count_outscoring(queries, candidates, thresholds)
-        # pair_scores is bit-identical to the kernel's scores: exactly the excluded pairs it counted.
-        hits = fast_ranks.pair_scores(queries, candidates, pair_rows, pair_columns) > thresholds[pair_rows]
-    else:
-        thresholds = np.einsum("qd,qd->q", queries, candidates[positives])
-        counts, hits = tf_ranks.count_with_tf(
-            queries, thresholds, positives, candidates, query_block, candidate_block, pair_rows, pair_columns
-        )
+
+        def pair_scores(rows, columns):  # bit-identical to the kernel's scores
+            return fast_ranks.pair_scores(queries, candidates, rows, columns)
+    else:  # the same fma-chain scores near ties, so the same ranks (see `fma_scores`)
+
+        def pair_scores(rows, columns):
+            return fma_scores.fma_chain_scores(queries, candidates, rows, columns)
+
+        thresholds = pair_scores(np.arange(num_queries), positives)
+        counts = fma_scores.count_outscoring_tf(queries, candidates, thresholds, query_block, candidate_block)
+    # An excluded candidate is removed when the count included it: scored as the count scored it.
+    hits = pair_scores(pair_rows, pair_columns) > thresholds[pair_rows]
     results = []
     for j in range(len(exclusion_sets)):
         member = (bits >> j) & 1 == 1
