@@ -255,6 +255,7 @@ def scan(
     for path in result.files:
         assigner = SplitAssigner(path, result.eval_split)
         for chunk in _chunks(iter_payloads(path, file_format)):
+            train_chunk, train_keys = [], []
             with gc_paused():
                 for location, payload in chunk:
                     result.records_read += 1
@@ -272,12 +273,17 @@ def scan(
                         positive_counts[key] += 1
                         for side, name, acc in accumulators:
                             acc.add(record[side][name])
-                        for side, name, counter in id_counters:
-                            counter.add(record[side][name])
-                        if seen is not None:
-                            seen.add(record["query"][seen.feature], candidate_index(key))
+                        train_chunk.append(record)
+                        train_keys.append(key)
                     if len(record) > 2:
                         _count_extras(result, record, add_candidate)
+                for side, name, counter in id_counters:
+                    counter.add_many([r[side][name] for r in train_chunk])
+                if seen is not None:
+                    seen.add_many(
+                        [r["query"][seen.feature] for r in train_chunk],
+                        [candidate_index(k) for k in train_keys],
+                    )
     reject.check()
     result.numeric_stats = {side: {} for side in ("query", "candidate")}
     for side, name, acc in accumulators:

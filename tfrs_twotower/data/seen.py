@@ -33,11 +33,17 @@ class SeenItems:
         self.pairs = 0
 
     def add(self, query_id: str, candidate_index: int) -> None:
-        rows = self._rows.get(query_id)
-        if rows is None:
-            rows = self._rows[query_id] = array.array("i")
-        rows.append(candidate_index)
-        self.pairs += 1
+        self.add_many((query_id,), (candidate_index,))
+
+    def add_many(self, query_ids, candidate_indices) -> None:
+        """Adds `(query id, candidate index)` pairs (a chunk of records' at a time)."""
+        rows_of = self._rows
+        for query_id, index in zip(query_ids, candidate_indices, strict=True):
+            rows = rows_of.get(query_id)
+            if rows is None:
+                rows = rows_of[query_id] = array.array("i")
+            rows.append(index)
+            self.pairs += 1
 
     def __len__(self) -> int:
         return len(self._rows)
