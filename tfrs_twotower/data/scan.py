@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import time
 from typing import Any, Callable, Iterator, Sequence
 
 from tfrs_twotower.data.corpus import CandidateKey, Corpus
@@ -89,6 +90,8 @@ class ScanResult:
       seen: each query id's train positives as corpus indices (`SeenItems`, for seen-item exclusion),
         keyed by the query side's first Id feature; None without one.
       id_counts: `{side: {name: IdValueCounter}}`: the train part's values of each encoded Id feature.
+      eval_positive_counts: the same for the eval records (for the popularity baseline).
+      seconds: how long the scan took.
     """
 
     files: list[str]
@@ -107,6 +110,8 @@ class ScanResult:
     train_positive_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     seen: SeenItems | None = None
     id_counts: dict[str, dict[str, IdValueCounter]] = dataclasses.field(default_factory=dict)
+    eval_positive_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    seconds: float = 0.0
 
     @property
     def rejected_count(self) -> int:
@@ -129,7 +134,8 @@ class ScanResult:
     def summary(self) -> str:
         """A few human-readable lines for logs."""
         lines = [
-            f"{self.records_read} records read from {len(self.files)} {self.file_format} file(s): "
+            f"{self.records_read} records read from {len(self.files)} {self.file_format} file(s)"
+            + (f" in {self.seconds:.1f} s: " if self.seconds else ": ")
             + (
                 f"{self.train_count} train, {self.eval_count} eval, "
                 if self.kind == "pairs"
@@ -222,6 +228,7 @@ def scan(
     >>> result.train_count, len(result.corpus), result.numeric_stats["query"]["age"].mean
     (10, 3, 24.5)
     """
+    started = time.perf_counter()
     schema = load_schema(schema)
     parser = RecordParser(schema, allow_extra_features)
     result = ScanResult(
@@ -269,6 +276,7 @@ def scan(
                     add_candidate(record["candidate"], key)
                     if assigner.is_eval(location.index):
                         result.eval_count += 1
+                        result.eval_positive_counts[key] += 1
                     else:
                         result.train_count += 1
                         positive_counts[key] += 1
@@ -289,6 +297,7 @@ def scan(
     result.numeric_stats = {side: {} for side in ("query", "candidate")}
     for side, name, acc in accumulators:
         result.numeric_stats[side][name] = acc.result()
+    result.seconds = time.perf_counter() - started
     return result
 
 
@@ -305,6 +314,7 @@ def scan_candidates(
     A JSONL line is `{name: value}` with the candidate side's features; a TFRecord Example has the
     `candidate_<name>` keys. Arguments, errors and the result are as `scan`'s (`kind="candidates"`).
     """
+    started = time.perf_counter()
     schema = load_schema(schema)
     parser = RecordParser(schema, allow_extra_features)
     result = ScanResult(
@@ -326,4 +336,5 @@ def scan_candidates(
                     except BadRecordError as e:
                         reject(e)
     reject.check()
+    result.seconds = time.perf_counter() - started
     return result

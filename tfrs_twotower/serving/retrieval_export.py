@@ -41,7 +41,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower import progress
 from tfrs_twotower.export import EMBEDDINGS_DIR, read_embeddings, side_signature
+from tfrs_twotower.features.finite import check_finite
 from tfrs_twotower.index import BruteForce, ScaNN
 from tfrs_twotower.index.top_k import TopK, check_k
 from tfrs_twotower.schema import InputSchema, load_schema
@@ -108,6 +110,7 @@ class RetrievalModule(tf.Module):
             )
         self.index = index
         self.exclude_name = exclude_name
+        self._signature = dict(input_signature)
         self.serve = tf.function(self._serve, input_signature=[dict(input_signature)])
         with_exclusions = {
             **input_signature,
@@ -116,10 +119,12 @@ class RetrievalModule(tf.Module):
         self.serve_exclude = tf.function(self._serve_exclude, input_signature=[with_exclusions])
 
     def _serve(self, features):
+        features = check_finite(features, self._signature, "query")  # inf/NaN: an error naming it
         return self._outputs(*self.index(features))
 
     def _serve_exclude(self, inputs):
         features = {name: value for name, value in inputs.items() if name != self.exclude_name}
+        features = check_finite(features, self._signature, "query")
         return self._outputs(*self.index.query_with_exclusions(features, inputs[self.exclude_name]))
 
     def _outputs(self, scores, ids):
@@ -208,16 +213,27 @@ def export_retrieval_models(
     paths = {}
     for flavour in flavours:
         recall = None
-        if flavour == "scann" and target_recall is not None:
-            index, recall = _checked_scann(
-                job_dir, schema, query_model, ids, embeddings, k, scann_options, target_recall, recall_queries
-            )
-        else:
-            index = build_index(flavour, query_model, ids, embeddings, k, scann_options)
-        path = index_path(job_dir, flavour)
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
-        RetrievalModule(index, signature, exclusions.exclusion_name(schema)).save(path)
+        with progress.step(f"Index {flavour} ({len(ids)} candidates, k={min(k, len(ids))})") as done:
+            if flavour == "scann" and target_recall is not None:
+                index, recall = _checked_scann(
+                    job_dir,
+                    schema,
+                    query_model,
+                    ids,
+                    embeddings,
+                    k,
+                    scann_options,
+                    target_recall,
+                    recall_queries,
+                )
+            else:
+                index = build_index(flavour, query_model, ids, embeddings, k, scann_options)
+            path = index_path(job_dir, flavour)
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.rmtree(path)
+            RetrievalModule(index, signature, exclusions.exclusion_name(schema)).save(path)
+            measured = (recall or {}).get("recall_at_k")
+            done(f"saved to {path}" + (f", recall@k {measured}" if measured is not None else ""))
         metadata[flavour] = _describe(index, len(ids), embeddings.shape[1])
         metadata[flavour]["exclude_input"] = exclusions.exclusion_name(schema)
         if recall is not None:
