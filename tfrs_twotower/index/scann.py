@@ -214,9 +214,8 @@ class ScaNN(TopK):
         reorder = self.params.num_reordering_candidates
         if not reorder:
             return None
-        return (
-            max(reorder, k) if isinstance(k, int) else tf.maximum(reorder, k)
-        )  # k: a tensor with exclusions
+        # With exclusions, k (= results + excluded ids) is a tensor.
+        return max(reorder, k) if isinstance(k, int) else tf.maximum(reorder, k)
 
     def _search(self, queries, k):
         searcher = self._searcher()

@@ -87,7 +87,6 @@ class RetrievalModule(tf.Module):
     Args:
         index: an indexed `BruteForce` or `ScaNN` whose `query_model` maps the features to embeddings.
         input_signature: `{name: tf.TensorSpec}` of the query side's raw features.
-
         exclude_name: the name of the exclusions input (`serving.exclusions.exclusion_name(schema)`).
 
     The `serve` function (also the SavedModel's `serving_default`) returns
