@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_twotower.data import make_dataset
+from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 from tfrs_twotower.export import encode_batches, encoder_function, export_encoder, write_embeddings
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
@@ -250,6 +251,8 @@ def _train(
             config, schema, inputs.numeric_stats, corpus_features, inputs.train_scan.train_positive_counts
         )
         model(_first_batch(config, inputs))  # builds the weights (checkpoints need them)
+        # The default text encoders start from the candidate corpus' TF-IDF LSA (features/text.py).
+        adapt_text_features(model, candidate_documents(schema, inputs.corpus.candidates))
 
     evaluation = None
     if inputs.eval_dataset is not None and distribution.is_chief:
