@@ -76,7 +76,9 @@ def load(folder: str) -> tuple[dict[str, dict[str, str]], dict[int, str], dict[i
 
 def split_queries(numbers: list[int], train: str) -> tuple[list[int], list[int]]:
     """`(train, test)` query numbers: "odd" trains on the odd numbers, "even" on the even ones."""
-    if train == "dev":  # within the odd queries only: train on 3 mod 4, test on 1 mod 4 (for choosing options)
+    if (
+        train == "dev"
+    ):  # within the odd queries only: train on 3 mod 4, test on 1 mod 4 (for choosing options)
         return [n for n in numbers if n % 4 == 3], [n for n in numbers if n % 4 == 1]
     if train not in ("odd", "even"):
         raise ValueError(f"The `train` half must be 'odd', 'even' or 'dev'. Got {train!r} instead.")
@@ -99,7 +101,7 @@ def ranking_metrics(scores: np.ndarray, relevant: list[set[int]], ks=(10, 100)) 
     for i, rel in enumerate(relevant):
         gains = np.array([1.0 if d in rel else 0.0 for d in order[i, :10].tolist()])
         ideal = discounts[: min(len(rel), 10)].sum()
-        ndcg.append(float((gains * discounts).sum() / ideal))
+        ndcg.append(float((gains * discounts[: len(gains)]).sum() / ideal))
     out["ndcg_at_10"] = float(np.mean(ndcg))
     return out
 

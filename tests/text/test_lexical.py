@@ -56,7 +56,10 @@ def test_full_rank_space_reproduces_tfidf_cosine():
     df = collections.Counter(b for c in words for b in c)
     vocab = sorted(df)
     rows = np.array(
-        [[(1 + math.log(c[b])) * (math.log(6 / (1 + df[b])) + 1) if b in c else 0.0 for b in vocab] for c in words]
+        [
+            [(1 + math.log(c[b])) * (math.log(6 / (1 + df[b])) + 1) if b in c else 0.0 for b in vocab]
+            for c in words
+        ]
     )
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     assert space.dim == 5 and space.num_documents == 5
@@ -89,7 +92,9 @@ def test_embeddings_train_row_sparse_and_idf_stays():
 
 
 def test_config_round_trip_and_keras_file(tmp_path):
-    encoder = LexicalTextEncoder(output_dim=4, num_buckets=128, output_norm=0.5, projection_gain=8.0, name="t")
+    encoder = LexicalTextEncoder(
+        output_dim=4, num_buckets=128, output_norm=0.5, projection_gain=8.0, name="t"
+    )
     encoder.set_space(LexicalSpace.fit(DOCS, num_buckets=128, dim=4))
     clone = LexicalTextEncoder.from_config(encoder.get_config())
     assert clone.get_config() == encoder.get_config()

@@ -1,6 +1,12 @@
 import pytest
 
-from tfrs_twotower.text import PRESETS, HashedNgramEncoder, LexicalTextEncoder, get_text_encoder, offline_presets
+from tfrs_twotower.text import (
+    PRESETS,
+    HashedNgramEncoder,
+    LexicalTextEncoder,
+    get_text_encoder,
+    offline_presets,
+)
 
 
 @pytest.mark.parametrize("value", ["@hashed-ngrams", " @Hashed-Ngrams "])
@@ -16,7 +22,7 @@ def test_default_is_the_trainable_lexical_encoder(value):
 
 
 def test_unknown_preset_lists_the_presets():
-    with pytest.raises(ValueError, match=r"'@bert' is not a known preset. The presets are: @lexical, @hashed-ngrams, "):
+    with pytest.raises(ValueError, match=r"'@bert' is not a known preset. The presets are: @lexical, @hash"):
         get_text_encoder("@bert")
 
 

@@ -10,7 +10,12 @@ from tfrs_twotower.schema import load_schema
 from tfrs_twotower.text.projection import IdentityBlocks
 from tfrs_twotower.towers import Tower, build_towers
 
-DOCS = ["wing lift in a slipstream", "boundary layer on a flat plate", "shock wave interaction", "slender wing drag"]
+DOCS = [
+    "wing lift in a slipstream",
+    "boundary layer on a flat plate",
+    "shock wave interaction",
+    "slender wing drag",
+]
 
 
 def _schema(module=None, extra=None):
@@ -21,7 +26,9 @@ def _schema(module=None, extra=None):
 
 
 def test_identity_blocks_kernel():
-    kernel = IdentityBlocks([["identity", 2], ["glorot_uniform", 1], ["identity", 2]], gain=3.0, seed=1)((5, 2))
+    kernel = IdentityBlocks([["identity", 2], ["glorot_uniform", 1], ["identity", 2]], gain=3.0, seed=1)(
+        (5, 2)
+    )
     kernel = np.asarray(kernel)
     np.testing.assert_array_equal(kernel[:2], 3 * np.eye(2))
     np.testing.assert_array_equal(kernel[3:], 3 * np.eye(2))
@@ -33,12 +40,19 @@ def test_identity_blocks_kernel():
 
 
 def test_adapted_default_towers_start_at_the_lsa_cosine():
-    """Both towers start with the same map: the embeddings' dot product is 16 x the sum of the text cosines."""
+    """Both towers start with the same map: the embeddings' dot product is 16 x the text cosines' sum."""
     schema = load_schema(_schema())
     query_tower, candidate_tower = build_towers(schema, output_dim=8)
-    assert adapt_text_features([query_tower, candidate_tower], candidate_documents(schema, [
-        {"doc": str(i), "title": [d], "abstract": [d + " abstract"]} for i, d in enumerate(DOCS)
-    ])) == 3
+    assert (
+        adapt_text_features(
+            [query_tower, candidate_tower],
+            candidate_documents(
+                schema,
+                [{"doc": str(i), "title": [d], "abstract": [d + " abstract"]} for i, d in enumerate(DOCS)],
+            ),
+        )
+        == 3
+    )
     docs = {"doc": tf.constant(["0", "1"]), "title": tf.constant([[DOCS[0]], [DOCS[1]]]),
             "abstract": tf.constant([["lift"], ["plate"]])}  # fmt: skip
     query = {"q": tf.constant([["wing lift"]])}
@@ -58,7 +72,9 @@ def test_frozen_presets_and_hidden_layers_keep_glorot_projections():
     query_tower, _ = build_towers(_schema(), hidden_units=[4], output_dim=8)
     assert isinstance(query_tower.output_layer.kernel_initializer, keras.initializers.GlorotUniform)
     _, candidate_tower = build_towers(
-        _schema(extra={"tags": {"feature_type": "Categorical", "config": {"vocab": ["a"], "embedding_dim": 3}}}),
+        _schema(
+            extra={"tags": {"feature_type": "Categorical", "config": {"vocab": ["a"], "embedding_dim": 3}}}
+        ),
         output_dim=8,
     )
     assert candidate_tower.output_layer.kernel_initializer.get_config()["blocks"] == [
@@ -77,11 +93,17 @@ def test_default_tower_saves_and_reloads(tmp_path):
     batch = {"q": tf.constant([["wing lift"], ["shock"], [""]])}
     np.testing.assert_allclose(loaded(batch).numpy(), model(batch).numpy(), atol=1e-6)
     clone = Tower.from_config(query_tower.get_config())
-    assert clone.output_layer.kernel_initializer.get_config() == query_tower.output_layer.kernel_initializer.get_config()
+    assert (
+        clone.output_layer.kernel_initializer.get_config()
+        == query_tower.output_layer.kernel_initializer.get_config()
+    )
 
 
 def test_adapt_without_default_encoders_or_words_does_nothing():
     assert adapt_text_features([TextFeatureEncoder("@hashed-ngrams")], DOCS) == 0
     assert adapt_text_features([TextFeatureEncoder()], ["", ""]) == 0
     schema = load_schema(_schema())
-    assert candidate_documents(schema, [{"doc": "1", "title": ["A"], "abstract": []}, {"doc": "2"}]) == ["A", ""]
+    assert candidate_documents(schema, [{"doc": "1", "title": ["A"], "abstract": []}, {"doc": "2"}]) == [
+        "A",
+        "",
+    ]

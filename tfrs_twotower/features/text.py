@@ -1,4 +1,4 @@
-"""Text features: each string encoded by a text encoder (the default one trains), a list of strings mean-pooled."""
+"""Text features: each string encoded by a text encoder (the default one trains), a list mean-pooled."""
 
 from __future__ import annotations
 

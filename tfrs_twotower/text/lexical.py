@@ -18,8 +18,9 @@ class LexicalTextEncoder(keras.layers.Layer):
     The text is lowercased (UTF-8) and split into words at every run of characters that are neither letters
     nor digits; each word is hashed (`tf.strings.to_hash_bucket_fast`, FarmHash) into `num_buckets`
     buckets. A string's vector is `sum_w (1 + log tf_w) * idf_w * E[w]` over its distinct words,
-    L2-normalised and scaled to `output_norm` (zero for a string without words). `E` (`embeddings`, `[num_buckets, output_dim]`) is a
-    `RowEmbedding` table and trains (row-sparse with `RowSparseAdagrad`); `idf` is a non-trainable weight.
+    L2-normalised and scaled to `output_norm` (zero for a string without words). `E` (`embeddings`,
+    `[num_buckets, output_dim]`) is a `RowEmbedding` table and trains (row-sparse with `RowSparseAdagrad`);
+    `idf` is a non-trainable weight.
 
     Before training, `set_space(LexicalSpace.fit(texts, ...))` (which `train` does on the candidate corpus)
     sets `idf` from the texts' document frequencies and `E` to the latent semantic analysis of their TF-IDF

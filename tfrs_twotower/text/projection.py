@@ -42,7 +42,8 @@ class IdentityBlocks(keras.initializers.Initializer):
         rows, units = shape
         if sum(width for _, width in self.blocks) != rows:
             raise ValueError(
-                f"`IdentityBlocks` has blocks {self.blocks} for a kernel of {rows} rows; the widths must add up."
+                f"`IdentityBlocks` has blocks {self.blocks} for a kernel of {rows} rows; the widths must "
+                "add up to the rows."
             )
         kernel = keras.ops.convert_to_numpy(
             keras.initializers.GlorotUniform(seed=self.seed)(shape, dtype="float32")

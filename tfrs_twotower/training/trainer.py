@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_twotower.data import make_dataset
-from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 from tfrs_twotower.export import encode_batches, encoder_function, export_encoder, write_embeddings
+from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.optimizers import RowSparseAdagrad
