@@ -1,7 +1,7 @@
 """MovieLens: our two-tower model against the TensorFlow Recommenders reference, side by side in one run.
 
 Usage:
-    python bench/movielens.py --data ../shared/data/ml-100k
+    python bench/movielens.py                              # ml-100k: a local copy, else downloaded
     python bench/movielens.py --data ../shared/data/ml-1m-cs100-subset --epochs 10 --runs 1
     python bench/movielens.py --data DIR --smoke          # a few hundred pairs, one epoch: CI smoke
 
@@ -668,7 +668,9 @@ def main(argv=None) -> dict:
         worker(args.worker)
         return {}
     if not args.data:
-        parser.error("--data is required")
+        from tfrs_twotower.movielens import movielens_dir
+
+        args.data = movielens_dir("ml-100k")  # a local copy, else downloaded from GroupLens
     if args.smoke:
         args.epochs, args.runs = 1, 1
     load = [os.getloadavg()]

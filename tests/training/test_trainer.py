@@ -198,6 +198,7 @@ def test_cli_train_prints_metrics_and_example(sample, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "val_recall_at_10" in out and "Example query:" in out and "query_model" in out
+    assert "Reading the metrics:" in out and "most popular" in out and "per pair" in out
 
 
 def test_encoders_reload_and_match_in_memory(sample, finished):
