@@ -188,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from tfrs_twotower import errors, progress
 
+    previous = progress.enabled()
     progress.enable(getattr(args, "verbose", None) != 0)  # lines for the scan, encoding, index export
 
     try:
@@ -200,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: keep the traceback
         print(f"tfrs-twotower {args.command}: error: {errors.error_paragraph(e)}", file=sys.stderr)
         return errors.EXIT_USER_ERROR
+    finally:
+        progress.enable(previous)  # main() called from Python leaves the library as it found it
 
 
 if __name__ == "__main__":
