@@ -32,7 +32,7 @@ QUERY = {
     "taste": tf.constant([[0.1, 0.2], [0.3, 0.4], [-1.0, 0.5]]),
 }
 CANDIDATE = {"item": tf.constant(["i1", "i2", "i3"]), "genre": tf.constant([["a", "b"], ["c", ""], ["", ""]])}
-TEXT = {"bio": {"feature_type": "Text"}}  # the default offline encoder, @hashed-ngrams
+TEXT = {"bio": {"feature_type": "Text"}}  # the default offline encoder, @lexical (trainable)
 RNG = np.random.default_rng(0)
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfrs_twotower.features.encoder import FeatureEncoder
 from tfrs_twotower.schema import load_schema
+from tfrs_twotower.text.projection import projection_initializer
 
 
 @keras.saving.register_keras_serializable(package="tfrs_twotower")
@@ -78,7 +79,14 @@ class Tower(keras.layers.Layer):
             keras.layers.Dense(units, activation=activation, name=f"hidden_{i + 1}")
             for i, units in enumerate(hidden_units)
         ]
-        self.output_layer = keras.layers.Dense(output_dim, name="projection") if projection else None
+        # Trainable text features start the projection at the identity (a lexical-match prior; see
+        # text/projection.py); with hidden layers, or without such features, Keras's default.
+        prior = None if hidden_units else projection_initializer(feature_encoder)
+        self.output_layer = (
+            keras.layers.Dense(output_dim, name="projection", kernel_initializer=prior or "glorot_uniform")
+            if projection
+            else None
+        )
 
     def build(self, input_shape=None):
         # The sublayers build here, not on the first call, so a reloaded `.keras` model has its weights to
@@ -133,6 +141,7 @@ def build_towers(
     numeric_stats: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     l2_normalize: bool = False,
     projection: bool = True,
+    id_vocabularies: Mapping[str, Mapping[str, Sequence[str] | None]] | None = None,
 ) -> tuple[Tower, Tower]:
     """The query tower and the candidate tower for `schema`, with the same hidden layers and output.
 
@@ -143,6 +152,8 @@ def build_towers(
       numeric_stats: `{"query": {name: (mean, variance)}, "candidate": {...}}` for Numeric features.
       l2_normalize: L2-normalise both towers' outputs (cosine similarity).
       projection: see `Tower`.
+      id_vocabularies: `{"query": {name: vocabulary}, "candidate": {...}}` for Id features (see
+        `IdEncoder`; None or absent: hash into `num_buckets`).
 
     Example:
     >>> schema = {"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
@@ -151,9 +162,10 @@ def build_towers(
     """
     schema = load_schema(schema)
     stats = numeric_stats or {}
+    vocabularies = id_vocabularies or {}
     return tuple(
         Tower(
-            FeatureEncoder(schema, side, stats.get(side)),
+            FeatureEncoder(schema, side, stats.get(side), vocabularies.get(side)),
             hidden_units=hidden_units,
             output_dim=output_dim,
             l2_normalize=l2_normalize,

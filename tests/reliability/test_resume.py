@@ -139,3 +139,44 @@ def test_every_strategy_trains_on_every_record_of_every_epoch(sample, tmp_path):
     for kind in ("default", "mirrored"):
         with open(os.path.join(tmp_path / kind, "record_counts.json")) as f:
             assert json.load(f)["used_for_training"] == used
+
+
+def test_sigterm_to_the_cli_exits_143_with_a_message_and_the_rerun_completes(sample, tmp_path):
+    """The real thing: `tfrs-twotower train` in a subprocess, SIGTERM after its first epoch."""
+    import subprocess
+    import sys
+    import time
+
+    job_dir = tmp_path / "job"
+    args = [
+        sys.executable,
+        "-m",
+        "tfrs_twotower.cli",
+        "train",
+        "--training_data_path",
+        sample.train_jsonl,
+        "--input_schema_path",
+        sample.schema,
+        "--job-dir",
+        str(job_dir),
+        "--num_epochs",
+        "8",
+        "--train_batch_size",
+        "64",
+        "--verbose",
+        "0",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    logs = job_dir / "checkpoints" / "epoch_logs.json"
+    deadline = time.time() + 300
+    while not logs.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 143, err[-2000:]
+    assert "tfrs-twotower train: interrupted: SIGTERM received" in err and "Traceback" not in err
+    assert state(job_dir) == "interrupted"
+    rerun = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert [e["epoch"] for e in metrics(job_dir)["per_epoch"]] == list(range(1, 9))

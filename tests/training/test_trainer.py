@@ -164,13 +164,14 @@ def test_used_job_dir_refuses_then_overwrites(sample, finished, tmp_path):
     assert len(result.history) == 1
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(sample, tmp_path):
+def test_interrupted_run_resumes_from_its_checkpoint(sample, finished, tmp_path):
     job = tmp_path / "job"
-    train(config(sample, job, num_epochs=1))
-    # Pretend the run died after epoch 1 of 2: its state says running, with the 2-epoch config.
+    shutil.copytree(finished[0], job)
+    # Pretend the 2-epoch run died here: its state says running, with its config (in this job-dir).
     state = read(job / "run_state.json")
     state["status"] = "running"
-    state["config"]["num_epochs"] = 2
+    state["config"]["job_dir"] = str(job)
+    assert state["config"]["num_epochs"] == 2
     (job / "run_state.json").write_text(json.dumps(state))
     with pytest.raises(JobDirError, match=r"num_epochs differ"):
         train(config(sample, job, num_epochs=3))
@@ -226,6 +227,13 @@ def test_extra_features_are_refused_unless_allowed(sample, tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(TooManyBadRecordsError, match="favourite_colour"):
         train(config(sample, tmp_path / "strict", training_data_path=str(path)))
-    result = train(config(sample, tmp_path / "lenient", training_data_path=str(path), num_epochs=1,
-                          allow_extra_features=True))
+    result = train(
+        config(
+            sample,
+            tmp_path / "lenient",
+            training_data_path=str(path),
+            num_epochs=1,
+            allow_extra_features=True,
+        )
+    )
     assert result.record_counts["rejected"] == 0

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 from tfrs_twotower.metrics.baselines import recall_baselines
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.optimizers import RowSparseAdagrad  # noqa: F401  (re-exported: tests patch it here)
@@ -152,6 +153,8 @@ def _train(
     with distribution.scope():
         model = build_model(config, schema, inputs=inputs)
         build_weights(model, config, inputs)
+        # The default text encoders start from the candidate corpus' TF-IDF LSA (features/text.py).
+        adapt_text_features(model, candidate_documents(schema, inputs.corpus.candidates))
         if config.warm_start_from:  # the towers (and optimizer state) of a finished run
             warm_start(model, config, schema, log)
 
