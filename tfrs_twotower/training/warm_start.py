@@ -3,8 +3,9 @@ weights, e.g. to continue training yesterday's model on today's data.
 
 Every run saves its exported model's towers and its optimizer in job-dir/weights (`save_weights`: a
 `tf.train.Checkpoint` of the variables by position). A run with `warm_start_from=OLD_JOB_DIR` restores
-them after building its model (`warm_start`). New data is fine: Id features hash into `num_buckets`, so
-new ids get rows of the same tables and new candidates simply join the corpus; the logQ counts and the
+them after building its model (`warm_start`). New data is fine: an Id feature's vocabulary is rebuilt from
+the new data and each id the old run knew keeps its row (new ids get fresh rows; hashed Ids keep their
+`num_buckets` table), new candidates simply join the corpus; the logQ counts and the
 corpus for mixed negatives are the new data's, while Numeric features keep the old run's normalisation
 (the weights were trained with it). What must match is what shapes the weights: the schema's features
 (names, types and their configs: num_buckets, vocab, embedding_dim, length, embedding_module),
@@ -23,6 +24,7 @@ import json
 import os
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tfrs_twotower.errors import ConfigError
@@ -62,7 +64,34 @@ def save_weights(model, job_dir: str) -> str:
     }
     with tf.io.gfile.GFile(os.path.join(os.path.dirname(prefix), "weights.json"), "w") as f:
         json.dump(info, f, indent=2)
+    with tf.io.gfile.GFile(os.path.join(os.path.dirname(prefix), "vocabularies.json"), "w") as f:
+        json.dump({key: vocabulary for key, (_, vocabulary) in _id_tables(model).items()}, f)
     return os.path.dirname(prefix)
+
+
+def _id_tables(model) -> dict[str, tuple[Any, list[str]]]:
+    """`{variable key: (table variable, vocabulary)}` of the Id features that have a vocabulary (row
+    `i + 1` is `vocabulary[i]`, row 0 the unknown ids')."""
+    keys = {id(v): k for k, v in _variables(model, False).items()}
+    tables = {}
+    for tower in (model.query_tower, model.candidate_tower):
+        encoders = getattr(getattr(tower, "feature_encoder", None), "encoders", {}) or {}
+        for encoder in encoders.values():
+            vocabulary = getattr(encoder, "vocabulary", None)
+            if vocabulary is None or not hasattr(encoder, "embedding"):
+                continue
+            for variable in encoder.embedding.weights:
+                if id(variable) in keys:
+                    tables[keys[id(variable)]] = (variable, vocabulary)
+    return tables
+
+
+def _remapped(old: np.ndarray, current: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`current` with row r taken from `old[rows[r]]` where `rows[r] >= 0`."""
+    value = current.copy()
+    kept = rows >= 0
+    value[kept] = old[rows[kept]]
+    return value
 
 
 def check_compatible(source: str, config: TrainingConfig, schema: InputSchema) -> dict[str, Any]:
@@ -98,6 +127,12 @@ def check_compatible(source: str, config: TrainingConfig, schema: InputSchema) -
                 f"`{where}`: hidden layer {i} has {old.get(name)} units there and {getattr(config, name)} "
                 f"here; set --{name} {old.get(name)}."
             )
+    if (old.get("id_min_count", 0) == 0) != (config.id_min_count == 0):
+        raise ConfigError(
+            f"`{where}`: that run has id_min_count={old.get('id_min_count', 0)}, this one "
+            f"{config.id_min_count}: one hashes Ids into num_buckets (0), the other keeps a vocabulary. "
+            f"Set --id_min_count {old.get('id_min_count', 0)}."
+        )
     old_schema = load_schema(job.schema)
     for side in ("query", "candidate"):
         old_specs = {s.name: s for s in old_schema.side(side)}
@@ -141,6 +176,12 @@ def warm_start(model, config: TrainingConfig, schema: InputSchema, log=print) ->
     ) == len(model.optimizer.variables)
     variables = _variables(model, same_optimizer)
     saved = dict(tf.train.list_variables(prefix))
+    remap = _vocabulary_rows(model, source, variables)  # Id rows move with their ids
+    reader = tf.train.load_checkpoint(prefix) if remap else None
+    for key, rows in remap.items():
+        variable = variables.pop(key)
+        old = reader.get_tensor(f"{key}/.ATTRIBUTES/VARIABLE_VALUE")
+        variable.assign(_remapped(old, variable.numpy(), rows))
     for key, variable in variables.items():
         shape = saved.get(f"{key}/.ATTRIBUTES/VARIABLE_VALUE")
         if shape is None or list(shape) != list(variable.shape):
@@ -160,6 +201,31 @@ def warm_start(model, config: TrainingConfig, schema: InputSchema, log=print) ->
         + ("" if same_optimizer else f" (its optimizer was {info.get('optimizer')}: state not reused)")
         + "."
     )
+
+
+def _vocabulary_rows(model, source: str, variables: dict[str, Any]) -> dict[str, np.ndarray]:
+    """For each Id table (and its optimizer slots) built from a vocabulary: `{key: old row of each new
+    row, -1 for ids the old run did not have}`; the unknown-id row 0 maps to the old row 0."""
+    path = os.path.join(JobDir(source).path("weights"), "vocabularies.json")
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        old_vocabularies = json.load(f)
+    remap = {}
+    for key, (variable, vocabulary) in _id_tables(model).items():
+        old = old_vocabularies.get(key)
+        if old is None:
+            continue
+        old_row = {value: i + 1 for i, value in enumerate(old)}
+        rows = np.array([0] + [old_row.get(value, -1) for value in vocabulary])
+        remap[key] = rows
+        slot_name = getattr(variable, "path", variable.name).split("/", 1)[-1].replace("/", "_")
+        for slot_key, slot in variables.items():
+            if slot_key.startswith("optimizer_") and getattr(slot, "path", slot.name).endswith(
+                tuple(f"{slot_name}_{suffix}" for suffix in ("accumulator", "momentum", "velocity"))
+            ):
+                remap[slot_key] = rows
+    return remap
 
 
 def _name(variable) -> str:
