@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from tfrs_twotower.data import make_dataset
+from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 from tfrs_twotower.training.build import check_trainable
 from tfrs_twotower.training.checkpoints import SafeBackupAndRestore
 from tfrs_twotower.training.config import TrainingConfig
@@ -36,13 +37,16 @@ from tfrs_twotower.training.sharded_inputs import train_dataset_args
 
 def build_weights(model: keras.Model, config: TrainingConfig, inputs) -> None:
     """Creates `model`'s weights with one small training batch (checkpoints can only restore existing
-    weights). Call it under the strategy's scope, as `build_model`.
+    weights) and starts the default text encoders from the corpus. Call it under the strategy's scope,
+    as `build_model`.
 
     The batch comes from a dataset of its own: iterating `inputs.train_dataset` would use up its first
     shuffle, and the training order would then depend on the driver.
     """
     args = {**train_dataset_args(config, inputs), "batch_size": 8, "shuffle_buffer": 0}
     model(next(iter(make_dataset(**args).take(1))))
+    # The default text encoders start from the candidate corpus' TF-IDF LSA (features/text.py).
+    adapt_text_features(model, candidate_documents(inputs.schema, inputs.corpus.candidates))
 
 
 def corpus_evaluation(config: TrainingConfig, inputs) -> CorpusEvaluation | None:

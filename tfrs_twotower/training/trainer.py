@@ -30,7 +30,6 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 from tfrs_twotower.metrics.baselines import recall_baselines
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.optimizers import RowSparseAdagrad  # noqa: F401  (re-exported: tests patch it here)
@@ -148,13 +147,11 @@ def _train(
     log(inputs.describe())
     distribution.barrier()  # the chief has prepared job-dir (and its checkpoints) for everyone
 
-    # 2. Model: towers, task and optimizer, with its weights made (checkpoints restore into them),
-    #    random or a finished run's (warm start).
+    # 2. Model: towers, task and optimizer, with its weights made (checkpoints restore into them):
+    #    random (text encoders: from the corpus' TF-IDF LSA) or a finished run's (warm start).
     with distribution.scope():
         model = build_model(config, schema, inputs=inputs)
         build_weights(model, config, inputs)
-        # The default text encoders start from the candidate corpus' TF-IDF LSA (features/text.py).
-        adapt_text_features(model, candidate_documents(schema, inputs.corpus.candidates))
         if config.warm_start_from:  # the towers (and optimizer state) of a finished run
             warm_start(model, config, schema, log)
 
