@@ -167,15 +167,12 @@ class TrainingConfig:
     )
     best_epoch_metric: str = _field(
         "auto",
-        "Export the epoch with the best value of this logged metric (auto: val_recall_at_K, the largest K "
-        "below the corpus size; none: the last epoch).",
+        "Export the best epoch by this val_ metric (none: the last one).",
     )
     early_stopping_patience: int | None = _field(
-        None, "Stop after N epochs without improving best_epoch_metric."
+        None, "Stop after N epochs without a better best_epoch_metric."
     )
-    warm_start_from: str | None = _field(
-        None, "A finished run's job_dir to start from: its weights (and optimizer state)."
-    )
+    warm_start_from: str | None = _field(None, "A finished run's job_dir whose weights to start from.")
 
     @property
     def hidden_units(self) -> list[int]:
