@@ -151,8 +151,9 @@ def build_model(
             "`remove_accidental_hits` needs a candidate id: add an Id feature to the candidate side or set "
             "--candidate_id_feature."
         )
+    correction = config.bias_correction(id_feature)
     estimator = None
-    if config.sampling_bias_correction == "counts":
+    if correction == "counts":
         if not candidate_counts:
             raise ValueError(
                 "`sampling_bias_correction='counts'` needs the training data's `candidate_counts`."
@@ -160,8 +161,8 @@ def build_model(
         estimator = CandidateFrequencies(
             list(candidate_counts), list(candidate_counts.values()), batch_size=config.train_batch_size
         )
-    elif config.sampling_bias_correction not in (None, "estimate"):
-        spec = schema.feature("candidate", config.sampling_bias_correction)
+    elif correction not in (None, "estimate"):
+        spec = schema.feature("candidate", correction)
         if spec.feature_type != "Numeric":
             raise ValueError(
                 "The `sampling_bias_correction` parameter must be 'counts', 'estimate' or a Numeric "
@@ -179,7 +180,7 @@ def build_model(
         candidate_tower,
         task,
         candidate_id_feature=id_feature,
-        sampling_probability=config.sampling_bias_correction,
+        sampling_probability=correction,
         frequency_estimator=estimator,
         negative_sampler=sampler,
     )
