@@ -42,12 +42,25 @@ SETTINGS = {
     "tfrs-parity": dict(PLAIN),
     "counts": {**PLAIN, "sampling_bias_correction": "counts"},
     "counts-l2-t0.2": {"sampling_bias_correction": "counts", "l2_normalize": True, "temperature": 0.2},
+    "counts-l2-t0.3": {"sampling_bias_correction": "counts", "l2_normalize": True, "temperature": 0.3},
+    "counts-l2-t0.2-h1": {
+        "sampling_bias_correction": "counts",
+        "l2_normalize": True,
+        "temperature": 0.2,
+        "num_hidden_layers": 1,
+    },
     "counts-l2-t0.1": {"sampling_bias_correction": "counts", "l2_normalize": True, "temperature": 0.1},
     "counts-l2-t0.05": {"sampling_bias_correction": "counts", "l2_normalize": True, "temperature": 0.05},
     "counts-l2-t0.1-mixed": {
         "sampling_bias_correction": "counts",
         "l2_normalize": True,
         "temperature": 0.1,
+        "num_mixed_negatives": 256,
+    },
+    "counts-l2-t0.2-mixed": {
+        "sampling_bias_correction": "counts",
+        "l2_normalize": True,
+        "temperature": 0.2,
         "num_mixed_negatives": 256,
     },
     "counts-l2-t0.1-hits": {
@@ -73,15 +86,8 @@ def _split(data_dir: str, protocol: str, cache: dict, smoke: bool) -> tuple[dict
 def _flags(setting: str) -> dict:
     flags = dict(SETTINGS[setting]) if setting in SETTINGS else json.loads(setting)
     if flags.get("sampling_bias_correction") == "none":
-        flags["sampling_bias_correction"] = _none_value()
+        flags["sampling_bias_correction"] = None
     return flags
-
-
-def _none_value():
-    """How this version of the package spells "no logQ correction" (`none` once it is not the default)."""
-    from tfrs_twotower.training.config import TrainingConfig
-
-    return "none" if TrainingConfig().sampling_bias_correction not in (None, "none") else None
 
 
 def run(args) -> None:

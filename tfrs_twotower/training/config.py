@@ -129,12 +129,21 @@ class TrainingConfig:
         "Candidate feature identifying a candidate (default: the first Id feature of the candidate side).",
     )
     eval_top_k: str = _field("1,5,10,50,100", "The K of the full-corpus Recall@K metrics, comma-separated.")
-    l2_normalize: bool = _field(False, "L2-normalise both towers' outputs (cosine similarity).")
+    l2_normalize: bool = _field(
+        True,
+        "L2-normalise both towers' outputs (cosine similarity). On by default with `temperature` 0.2 (the best "
+        "of docs/benchmarks.md's MovieLens protocols); false (with `temperature` none and "
+        "`sampling_bias_correction` none) is TFRS's plain softmax.",
+    )
     tower_projection: bool = _field(
         True,
         "With no hidden layers, false uses the feature vector itself as the embedding (TFRS basic model).",
     )
-    temperature: float | None = _field(None, "Divide the logits by this temperature.")
+    temperature: float | None = _field(
+        0.2,
+        "Divide the logits by this temperature (none: no division). 0.2 suits l2-normalised towers; with "
+        "`l2_normalize` false set it to none.",
+    )
     remove_accidental_hits: bool = _field(
         False, "Do not use a batch's duplicates of the positive candidate as its negatives."
     )
@@ -178,6 +187,8 @@ class TrainingConfig:
         """
         if self.sampling_bias_correction == "auto":
             return "counts" if candidate_id_feature is not None else None
+        if self.sampling_bias_correction in (None, "none"):
+            return None
         return self.sampling_bias_correction
 
     @property
