@@ -89,17 +89,18 @@ def build(settings: dict, paths: dict, schema, train: list, movies: list):
     import keras
 
     from tfrs_twotower.data.batching import side_columns
-    from tfrs_twotower.training.trainer import build_model
+    from tfrs_twotower.training import build_model
 
     config = settings_config(settings, paths)
     counts = collections.Counter(r["candidate"]["movie_id"] for r in train)
     corpus = side_columns(schema.candidate, movies) if settings.get("num_mixed_negatives") else None
-    model = build_model(config, schema, numeric_stats(schema, train), corpus, dict(counts))
-    if settings.get("tf_loss"):
-        model.task.fused = False
+    optimizer = None
     if settings.get("keras_adagrad"):
-        model.compile(optimizer=keras.optimizers.Adagrad(learning_rate=settings["learning_rate"]), jit_compile=False)
-    return model
+        optimizer = keras.optimizers.Adagrad(learning_rate=settings["learning_rate"])
+    return build_model(
+        config, schema, numeric_stats(schema, train), corpus, dict(counts),
+        optimizer=optimizer, fused=False if settings.get("tf_loss") else None,
+    )
 
 
 def epoch_timer():

@@ -72,18 +72,23 @@ def run_ours(flags: dict, paths: dict, schema: str, split: dict, movies: list, o
 
 
 def fit_stages(flags: dict, paths: dict, schema_path: str, split: dict, movies: list) -> dict:
-    """In this process, the package's stages without `train`'s per-epoch evaluation and exports:
-    `prepare_inputs` -> `build_model` -> `fit`, then the test queries and the corpus encoded; scored."""
+    """In this process, the package's stages as `train` runs them (`prepare_inputs` -> `build_model` ->
+    `build_weights` -> `fit`, with its per-epoch corpus evaluation) without the exports; then the test
+    queries and the corpus encoded and scored."""
+    import tempfile
+
     import keras
 
     keras.backend.clear_session()
     started = time.perf_counter()
-    config = _config(flags, paths, schema_path, job_dir=None)
-    result = _stages(config)
-    embeddings = _encode(result, paths, movies)
+    with tempfile.TemporaryDirectory(prefix="ml_stages_") as job_dir:
+        config = _config(flags, paths, schema_path, job_dir=job_dir)
+        result = _stages(config)
+        embeddings = _encode(result, paths, movies)
     return {
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": result["train_seconds"],
+        "per_epoch": [{k: v for k, v in e.items() if k.startswith("val_recall")} for e in result["history"]],
         "metrics": score(*embeddings, split, movies),
     }
 
@@ -106,23 +111,18 @@ def _config(flags: dict, paths: dict, schema_path: str, job_dir: str | None):
 
 
 def _stages(config) -> dict:
-    """prepare inputs -> build -> fit, as `tfrs_twotower.train` does them."""
+    """prepare inputs -> build -> fit: `tfrs_twotower.training`'s stages, as `train` calls them."""
     import keras
 
-    from tfrs_twotower.schema import load_schema
-    from tfrs_twotower.training.inputs import prepare_inputs
-    from tfrs_twotower.training.trainer import build_model, candidate_id_feature
+    from tfrs_twotower.training import build_model, build_weights, fit, prepare_inputs
 
     keras.utils.set_random_seed(config.seed)
-    schema = load_schema(config.input_schema_path)
-    inputs = prepare_inputs(config, schema, candidate_id_feature(schema, config.candidate_id_feature))
-    corpus_features = inputs.corpus_features() if config.num_mixed_negatives else None
-    model = build_model(
-        config, schema, inputs.numeric_stats, corpus_features, inputs.train_scan.train_positive_counts
-    )
+    inputs = prepare_inputs(config)
+    model = build_model(config, inputs.schema, inputs=inputs)
+    build_weights(model, config, inputs)
     started = time.perf_counter()
-    model.fit(inputs.train_dataset, epochs=config.num_epochs, verbose=0, shuffle=False)
-    return {"model": model, "schema": schema, "inputs": inputs, "config": config,
+    history = fit(model, inputs, config)
+    return {"model": model, "schema": inputs.schema, "inputs": inputs, "config": config, "history": history,
             "train_seconds": time.perf_counter() - started}
 
 

@@ -2,7 +2,8 @@
 
 Three levels of API:
 1. One call: `train(TrainingConfig(...))` -> a `TrainingResult` (model, metrics, export paths); what the
-   `tfrs-twotower train` command runs.
+   `tfrs-twotower train` command runs. Its stages, callable alone: `prepare_inputs` -> `build_model` +
+   `build_weights` -> `fit` -> `export_job` (see `tfrs_twotower/training/trainer.py`).
 2. Building blocks: `load_schema`, `data.make_dataset`, `build_towers`, `TwoTowerModel`, `Retrieval`,
    `FactorizedTopK`, `BruteForce`, `ScaNN` for your own `model.fit`.
 3. TFRS names: `Model` (with `compute_loss`), `tasks.Retrieval`, `metrics.FactorizedTopK`,
@@ -35,7 +36,17 @@ from tfrs_twotower.optimizers import RowSparseAdagrad  # noqa: E402
 from tfrs_twotower.schema import FeatureSpec, InputSchema, SchemaError, load_schema  # noqa: E402
 from tfrs_twotower.tasks import Retrieval  # noqa: E402
 from tfrs_twotower.towers import Tower, build_towers  # noqa: E402
-from tfrs_twotower.training import TrainingConfig, TrainingResult, build_model, train  # noqa: E402
+from tfrs_twotower.training import (  # noqa: E402
+    TrainingConfig,
+    TrainingInputs,
+    TrainingResult,
+    build_model,
+    build_weights,
+    export_job,
+    fit,
+    prepare_inputs,
+    train,
+)
 
 __version__ = "0.1.0"
 
@@ -53,19 +64,24 @@ __all__ = [
     "SchemaError",
     "Tower",
     "TrainingConfig",
+    "TrainingInputs",
     "TrainingResult",
     "TwoTowerModel",
     "build_model",
     "build_towers",
+    "build_weights",
     "data",
     "evaluate_retrieval",
     "export_encoder",
+    "export_job",
     "features",
+    "fit",
     "index",
     "load_schema",
     "make_candidate_dataset",
     "make_dataset",
     "metrics",
+    "prepare_inputs",
     "read_embeddings",
     "scan",
     "tasks",

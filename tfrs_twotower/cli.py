@@ -126,15 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from tfrs_twotower.errors import USER_ERRORS
+    from tfrs_twotower import errors
 
     try:
         return args.run(args)
-    except USER_ERRORS as e:
-        if os.environ.get("TFRS_TWOTOWER_DEBUG"):
-            raise
-        print(f"tfrs-twotower {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except errors.Interrupted as e:  # SIGTERM: checkpointed; a re-run resumes
+        print(f"tfrs-twotower {args.command}: interrupted: {e}", file=sys.stderr)
+        return errors.EXIT_PREEMPTED
+    except Exception as e:
+        if os.environ.get("TFRS_TWOTOWER_DEBUG") or not errors.is_user_error(e):
+            raise  # a bug: keep the traceback
+        print(f"tfrs-twotower {args.command}: error: {errors.error_paragraph(e)}", file=sys.stderr)
+        return errors.EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

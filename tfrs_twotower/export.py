@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.data import batching
 from tfrs_twotower.schema import FeatureSpec, load_schema
 
 QUERY_MODEL_DIR = "query_model"
@@ -26,15 +27,9 @@ EMBEDDINGS_DIR = "candidate_embeddings"
 
 
 def feature_signature(spec: FeatureSpec) -> tf.TensorSpec:
-    """The serving input of one feature: Id `[B]` string; Categorical/Text `[B, L]` string; Numeric
-    `[B, L]` float32; Vector `[B, length]` float32."""
-    if spec.feature_type == "Id":
-        return tf.TensorSpec([None], tf.string, name=spec.name)
-    if spec.feature_type in ("Categorical", "Text"):
-        return tf.TensorSpec([None, None], tf.string, name=spec.name)
-    if spec.feature_type == "Numeric":
-        return tf.TensorSpec([None, None], tf.float32, name=spec.name)
-    return tf.TensorSpec([None, spec.length], tf.float32, name=spec.name)
+    """The serving input of one feature: its model-input spec (`data.batching`), named after it: Id `[B]`
+    string; Categorical/Text `[B, L]` string; Numeric `[B, L]` float32; Vector `[B, length]` float32."""
+    return tf.TensorSpec.from_spec(batching.feature_signature(spec), name=spec.name)
 
 
 def side_signature(schema: Any, side: str) -> dict[str, tf.TensorSpec]:

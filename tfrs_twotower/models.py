@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
+
+from tfrs_twotower.tasks.retrieval import string_id_keys
 
 
 def _replica_context():
@@ -35,6 +37,7 @@ def _global_batch_candidates(context, candidates: dict[str, Any]) -> dict[str, A
     return out
 
 
+@keras.saving.register_keras_serializable(package="tfrs_twotower")
 class Model(keras.Model):
     """A Keras 3 model trained by `compute_loss(inputs, training)`, as `tfrs.Model` is.
 
@@ -128,6 +131,7 @@ class Model(keras.Model):
         return results
 
 
+@keras.saving.register_keras_serializable(package="tfrs_twotower")
 class TwoTowerModel(Model):
     """A query tower and a candidate tower trained jointly by a `Retrieval` task.
 
@@ -198,8 +202,37 @@ class TwoTowerModel(Model):
         self.negative_sampler = negative_sampler
 
     def build(self, input_shape=None):
-        # The towers build on their first call: their inputs are feature dicts.
-        self.built = True
+        # `input_shape`: `{"query": {name: shape}, "candidate": {...}}` when the model was called; the
+        # towers otherwise build on their first call (in `compute_loss`), each with its own shapes.
+        shapes = input_shape if isinstance(input_shape, Mapping) else {}
+        for side, tower in (("query", self.query_tower), ("candidate", self.candidate_tower)):
+            if side in shapes and not tower.built and type(tower).build is not keras.layers.Layer.build:
+                tower.build(shapes[side])
+
+    def get_config(self) -> dict:
+        serialize = keras.saving.serialize_keras_object
+        return {
+            **super().get_config(),
+            "query_tower": serialize(self.query_tower),
+            "candidate_tower": serialize(self.candidate_tower),
+            "task": serialize(self.task),
+            "candidate_id_feature": self.candidate_id_feature,
+            "sampling_probability": self.sampling_probability,
+            "frequency_estimator": serialize(self.frequency_estimator),
+            "negative_sampler": serialize(self.negative_sampler),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TwoTowerModel":
+        config = dict(config)
+        for key in ("query_tower", "candidate_tower", "task", "frequency_estimator", "negative_sampler"):
+            config[key] = keras.saving.deserialize_keras_object(config.get(key))
+        model = cls(**config)
+        if model.query_tower.built and model.candidate_tower.built:
+            # Each tower rebuilt from its own build config: the model is built, so `compile_from_config`
+            # makes the optimizer's variables and a saved optimizer state loads into them.
+            model.build()
+        return model
 
     def call(self, inputs, training=False):
         """`{"query": [B, D], "candidate": [B, D]}` embeddings of the sides present in `inputs`."""
@@ -262,11 +295,8 @@ class TwoTowerModel(Model):
             )
         gathered = {"embeddings": candidate_embeddings}
         if "candidate_ids" in options:
-            ids = options["candidate_ids"]
             # Collectives carry numbers only: string ids travel as 64-bit fingerprints.
-            if ids.dtype == tf.string:
-                ids = tf.strings.to_hash_bucket_fast(ids, 2**63 - 1)
-            gathered["ids"] = ids
+            gathered["ids"] = string_id_keys(options["candidate_ids"])
         if "candidate_sampling_probability" in options:
             gathered["probability"] = options["candidate_sampling_probability"]
         gathered = _global_batch_candidates(context, gathered)

@@ -19,12 +19,15 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import re
 from typing import Any, Mapping
 
 import tensorflow as tf
+
+from tfrs_twotower.errors import UserError
 
 SIDES = ("query", "candidate")
 FEATURE_TYPES = ("Id", "Categorical", "Numeric", "Text", "Vector")
@@ -40,7 +43,7 @@ _CONFIG_KEYS: dict[str, dict[str, bool]] = {
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A schema with one or more problems; `problems` lists them, each starting with its JSON path.
 
     Example:
@@ -309,10 +312,13 @@ def _parse_feature(side: str, name: str, entry: Any, problems: list[str]) -> Fea
         values["embedding_dim"] = v
     if "vocab" in config and "vocab" in allowed:
         v = config["vocab"]
-        if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+        # Linear-time checks (set-based): a 1M-entry vocabulary loads in well under a second.
+        if not isinstance(v, list) or not v or not all(issubclass(t, str) for t in set(map(type, v))):
             problems.append(f"{path}.config.vocab: must be a non-empty list of strings, got {_describe(v)}")
         else:
-            duplicates = sorted({x for x in v if v.count(x) > 1})
+            duplicates = []
+            if len(set(v)) != len(v):
+                duplicates = sorted(x for x, n in collections.Counter(v).items() if n > 1)
             if duplicates:
                 problems.append(f"{path}.config.vocab: duplicate values {duplicates}; list each value once")
             if "" in v:

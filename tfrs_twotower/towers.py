@@ -81,8 +81,19 @@ class Tower(keras.layers.Layer):
         self.output_layer = keras.layers.Dense(output_dim, name="projection") if projection else None
 
     def build(self, input_shape=None):
-        # Sublayers build on their first call: their input shapes depend on the feature dict.
-        self.built = True
+        # The sublayers build here, not on the first call, so a reloaded `.keras` model has its weights to
+        # load into. A custom feature encoder whose width is unknown builds them on the first call.
+        encoder = self.feature_encoder
+        if not encoder.built and type(encoder).build is not keras.layers.Layer.build:
+            encoder.build(input_shape)
+        width = getattr(encoder, "output_dim", None)
+        if not isinstance(width, int):
+            return
+        for layer in self.hidden_layers:
+            layer.build((None, width))
+            width = layer.units
+        if self.output_layer is not None:
+            self.output_layer.build((None, width))
 
     def call(self, features, training=False):
         x = self.feature_encoder(features)

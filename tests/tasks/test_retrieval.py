@@ -8,6 +8,8 @@ import tensorflow as tf
 from tfrs_twotower.metrics import InBatchAUC, InBatchTopKAccuracy
 from tfrs_twotower.tasks import Retrieval
 
+pytestmark = pytest.mark.usefixtures("compute_path")  # the fused kernel and the TF ops, same results
+
 
 def reference_loss(
     q,

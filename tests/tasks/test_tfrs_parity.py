@@ -22,7 +22,7 @@ import pytest
 from tfrs_twotower.metrics import FactorizedTopK, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.tasks import Retrieval
 
-pytestmark = pytest.mark.reference
+pytestmark = [pytest.mark.reference, pytest.mark.usefixtures("compute_path")]  # both compute paths
 
 CASES = {
     "plain": {},

@@ -132,3 +132,21 @@ def test_importing_the_package_leaves_tensorflow_unconfigured():
         [PYTHON, "-c", code], env=child_env(), cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_tf_config_is_read_by_tensorflows_resolver_and_the_environment_restored(monkeypatch):
+    import os
+
+    import tensorflow as tf
+
+    from tfrs_twotower.training.distribution import cluster_from_resolver
+
+    monkeypatch.setenv("TF_CONFIG", _tf_config("chief", 0, workers=1))
+    assert cluster_from_tf_config(_tf_config("worker", 1, workers=3)) == Cluster(4, 2, False)
+    assert os.environ["TF_CONFIG"] == _tf_config("chief", 0, workers=1)  # the caller's value is back
+    monkeypatch.delenv("TF_CONFIG")
+    assert cluster_from_tf_config(_tf_config("worker", 0)) == Cluster(3, 1, False)
+    assert "TF_CONFIG" not in os.environ
+    spec = tf.train.ClusterSpec({"worker": ["a:1", "b:2"]})
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(spec, task_type="worker", task_id=1)
+    assert cluster_from_resolver(resolver) == Cluster(2, 1, False)

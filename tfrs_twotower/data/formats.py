@@ -31,7 +31,8 @@ def check_kind(kind: Any) -> str:
 
 def iter_payloads(path: str, file_format: str) -> Iterator[tuple[Location, bytes]]:
     """Yields `(location, undecoded_record)` for each record of one file."""
-    return iter_jsonl(path) if file_format == "jsonl" else iter_tfrecord(path)
+    # A corrupt TFRecord ends its file with a payload the parser rejects: a counted bad record.
+    return iter_jsonl(path) if file_format == "jsonl" else iter_tfrecord(path, corrupt="yield")
 
 
 def payload_parser(file_format: str) -> Callable[[bytes, Location, RecordParser, str], dict]:

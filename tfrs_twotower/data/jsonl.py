@@ -13,10 +13,12 @@ Example:
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any, Callable, Iterable, Iterator
 
 import tensorflow as tf
 
+from tfrs_twotower.data.compression import gzip_error, open_binary
 from tfrs_twotower.data.records import BadRecordError, Location, RecordParser, parse_each
 
 _READ_SIZE = 4 << 20
@@ -25,14 +27,17 @@ _raw_decode = json.JSONDecoder().raw_decode  # json.loads minus its encoding sni
 
 
 def iter_jsonl(path: str) -> Iterator[tuple[Location, bytes]]:
-    """Yields `(location, line)` for each non-blank line of `path`, without decoding it."""
+    """Yields `(location, line)` for each non-blank line of `path` (gzip or not), without decoding it."""
     index = 0
     line_no = 0
     rest = b""
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with open_binary(path) as f:
         first = True
         while True:
-            block = f.read(_READ_SIZE)
+            try:
+                block = f.read(_READ_SIZE)
+            except (OSError, EOFError, zlib.error) as e:  # a damaged gzip stream
+                raise gzip_error(path, e) from e
             if first and block.startswith(_BOM):
                 block = block[len(_BOM) :]
             first = False

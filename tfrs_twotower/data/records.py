@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from tfrs_twotower.errors import DataError
 from tfrs_twotower.schema import InputSchema, load_schema
 
 PAIR_KEYS = ("query", "candidate", "weight", "negatives")
@@ -63,7 +64,11 @@ class Location(NamedTuple):
         return f"{self.file} record {self.index + 1}"
 
 
-class BadRecordError(ValueError):
+# Where to allow extra features: the flag on the command line, the argument in Python.
+ALLOW_EXTRA_HINT = "`--allow_extra_features` on the command line, `allow_extra_features=True` in Python"
+
+
+class BadRecordError(DataError):
     """A record that does not match the schema.
 
     Attributes:
@@ -248,7 +253,7 @@ class RecordParser:
                 location,
                 f"unknown feature(s) {', '.join(f'`{k}`' for k in extra)}; the schema's {side} side has: "
                 f"{known}. Fix the name, add the feature to the schema, or allow extra features "
-                "(allow_extra_features=True) to ignore it",
+                f"({ALLOW_EXTRA_HINT}) to ignore it",
                 prefix,
             )
         return out
@@ -296,8 +301,8 @@ class RecordParser:
                     raise BadRecordError(
                         location,
                         f"unknown key(s) {', '.join(f'`{k}`' for k in extra)}; a record has `query`, "
-                        "`candidate` and optionally `weight` and `negatives` (or allow extra features "
-                        "with allow_extra_features=True)",
+                        "`candidate` and optionally `weight` and `negatives` (or allow extra features: "
+                        f"{ALLOW_EXTRA_HINT})",
                     )
         return out
 

@@ -33,13 +33,14 @@ from tfrs_twotower.data.paths import resolve_paths
 from tfrs_twotower.data.records import BadRecordError, RecordParser
 from tfrs_twotower.data.split import SplitAssigner, check_eval_split
 from tfrs_twotower.data.stats import NumericStats, NumericStatsAccumulator
+from tfrs_twotower.errors import DataError
 from tfrs_twotower.schema import load_schema
 
 _EXTRA_ERRORS = 9  # bad records read past the limit before giving up, to show several problems
 _SHOWN_ERRORS = 10
 
 
-class TooManyBadRecordsError(ValueError):
+class TooManyBadRecordsError(DataError):
     """More bad records than `max_bad_records`; `errors` holds the first ones, `count` how many were seen."""
 
     def __init__(self, errors: list[BadRecordError], count: int, max_bad_records: int, finished: bool):

@@ -32,26 +32,80 @@ from typing import Any, Callable, Iterable, Iterator
 
 import tensorflow as tf
 
-from tfrs_twotower.data.records import BadRecordError, Location, RecordParser, parse_each
+from tfrs_twotower.data.compression import is_gzip, open_binary
+from tfrs_twotower.data.records import ALLOW_EXTRA_HINT, BadRecordError, Location, RecordParser, parse_each
+from tfrs_twotower.errors import DataError
 from tfrs_twotower.schema import InputSchema, load_schema
 
 LENGTHS_SUFFIX = ".lengths"
 
 
-def iter_tfrecord(path: str) -> Iterator[tuple[Location, bytes]]:
-    """Yields `(location, serialized_example)` for each record of `path` (uncompressed TFRecord)."""
+class CorruptRecord(bytes):
+    """The payload `iter_tfrecord(..., corrupt="yield")` gives for unreadable data: `example_to_record`
+    rejects it as a bad record (counted against --max_bad_records); the rest of its file is not read."""
+
+    reason: str
+
+
+def iter_tfrecord(path: str, corrupt: str = "raise") -> Iterator[tuple[Location, bytes]]:
+    """Yields `(location, serialized_example)` for each record of `path` (plain or gzip TFRecord).
+
+    Corrupt data (a checksum mismatch, a cut-off file) raises `BadRecordError` naming the file and record
+    (`corrupt="raise"`), or ends the file with one `CorruptRecord` payload (`corrupt="yield"`: the scan
+    counts it as a bad record and goes on with the next file). A file that is not TFRecord at all (JSON
+    Lines, say) raises `DataError` saying which format it looks like.
+    """
+    options = tf.io.TFRecordOptions(compression_type="GZIP" if is_gzip(path) else "")
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel(logging.ERROR)  # the public reader logs a deprecation notice meant for graph users
     try:
-        records = tf.compat.v1.io.tf_record_iterator(path)
+        records = iter(tf.compat.v1.io.tf_record_iterator(path, options=options))
     finally:
         logger.setLevel(level)
-    for index, data in enumerate(records):
+    index = 0
+    while True:
+        try:
+            data = next(records)
+        except StopIteration:
+            return
+        except tf.errors.DataLossError as e:
+            if index == 0:
+                _check_not_text(path, e)
+            reason = (
+                f"corrupted TFRecord data ({e.message}); the rest of this file cannot be read, so its "
+                "records from here on are not used. Re-copy or re-write the file"
+            )
+            if corrupt != "yield":
+                raise BadRecordError(Location(path, index), reason) from None
+            payload = CorruptRecord()
+            payload.reason = reason
+            yield Location(path, index), payload
+            return
         yield Location(path, index), data
+        index += 1
 
 
-def _values(feature: tf.train.Feature, location: Location, key: str) -> list:
+def _check_not_text(path: str, error: tf.errors.DataLossError) -> None:
+    with open_binary(path) as f:
+        head = f.read(64)
+    if head.lstrip()[:1] in (b"{", b"["):
+        raise DataError(
+            f"{path} is not a TFRecord file: it starts with {head[:40]!r}, which looks like JSON Lines. "
+            "Pass --input_file_format jsonl (file_format='jsonl' in Python), or convert the file."
+        ) from error
+
+
+def parse_example(data: bytes, location: Location) -> tf.train.Example:
+    """A serialized `tf.train.Example`, parsed; a `BadRecordError` at `location` when it is not one."""
+    try:
+        return tf.train.Example.FromString(data)
+    except Exception as e:  # protobuf's DecodeError has no stable import path
+        raise BadRecordError(location, f"not a valid tf.train.Example ({e})") from None
+
+
+def feature_values(feature: tf.train.Feature, location: Location, key: str) -> list:
+    """One Example feature's values as a list (bytes decoded as UTF-8 text; `key` names it in errors)."""
     kind = feature.WhichOneof("kind")
     if kind == "bytes_list":
         try:
@@ -109,28 +163,27 @@ def _split_negatives(parser: RecordParser, values: dict, lengths: dict, location
 
 def example_to_record(data: bytes, location: Location, parser: RecordParser, kind: str = "pairs") -> dict:
     """Decodes and normalises one serialized `tf.train.Example`."""
-    try:
-        example = tf.train.Example.FromString(data)
-    except Exception as e:  # protobuf's DecodeError has no stable import path
-        raise BadRecordError(location, f"not a valid tf.train.Example ({e})") from None
+    if isinstance(data, CorruptRecord):
+        raise BadRecordError(location, data.reason)
+    example = parse_example(data, location)
     raw: dict[str, Any] = {"query": {}, "candidate": {}}
     negatives: dict[str, list] = {}
     lengths: dict[str, list] = {}
     for key, feature in example.features.feature.items():
         if key.startswith("candidate_"):
-            raw["candidate"][key[10:]] = _values(feature, location, key)
+            raw["candidate"][key[10:]] = feature_values(feature, location, key)
         elif kind != "pairs":
             raw[key] = None
         elif key.startswith("query_"):
-            raw["query"][key[6:]] = _values(feature, location, key)
+            raw["query"][key[6:]] = feature_values(feature, location, key)
         elif key.startswith("negative_"):
             name = key[9:]
             if name.endswith(LENGTHS_SUFFIX):
-                lengths[name[: -len(LENGTHS_SUFFIX)]] = _values(feature, location, key)
+                lengths[name[: -len(LENGTHS_SUFFIX)]] = feature_values(feature, location, key)
             else:
-                negatives[name] = _values(feature, location, key)
+                negatives[name] = feature_values(feature, location, key)
         elif key == "weight":
-            w = _values(feature, location, key)
+            w = feature_values(feature, location, key)
             if len(w) != 1:
                 raise BadRecordError(location, f"expected a float_list of one value, got {w}", "weight")
             raw["weight"] = w[0]
@@ -142,7 +195,7 @@ def example_to_record(data: bytes, location: Location, parser: RecordParser, kin
             raise BadRecordError(
                 location,
                 f"unknown key(s) {', '.join(f'`{k}`' for k in sorted(extra))}; a candidate document has "
-                "only `candidate_<name>` keys (or allow extra features with allow_extra_features=True)",
+                f"only `candidate_<name>` keys (or allow extra features: {ALLOW_EXTRA_HINT})",
             )
         return parser.candidate(raw["candidate"], location)
     if negatives or lengths:
@@ -165,7 +218,7 @@ def read_tfrecord(
 
     Args: as `read_jsonl`.
     """
-    return parse_each(iter_tfrecord(path), example_to_record, parser, kind, on_error)
+    return parse_each(iter_tfrecord(path, corrupt="yield"), example_to_record, parser, kind, on_error)
 
 
 def _feature(spec, value) -> tf.train.Feature:

@@ -60,6 +60,10 @@ class CategoricalEncoder(keras.layers.Layer):
     def output_dim(self) -> int:
         return self.embedding_dim
 
+    def build(self, input_shape=None):
+        # The table is made here, not on the first call, so a reloaded `.keras` model has it to load into.
+        self.embedding.build((None, None))
+
     def call(self, values):
         indices = self.lookup(as_matrix(values))
         return masked_mean(self.embedding(indices), tf.not_equal(indices, 0))

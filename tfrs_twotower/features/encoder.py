@@ -38,6 +38,10 @@ def make_feature_encoder(spec: FeatureSpec, numeric_stats: tuple[float, float] |
     raise ValueError(f"Unknown feature type {spec.feature_type!r} for `{spec.path}`.")
 
 
+def _shape(shape):
+    return None if shape is None else tuple(shape)
+
+
 def _mean_and_variance(stats: Any) -> tuple[float, float]:
     if hasattr(stats, "mean") and hasattr(stats, "variance"):
         return float(stats.mean), float(stats.variance)
@@ -115,8 +119,13 @@ class FeatureEncoder(keras.layers.Layer):
                 self.numeric_stats[spec.name] = (config["mean"], config["variance"])
 
     def build(self, input_shape=None):
-        # Sublayers build on their first call: their input shapes depend on the feature dict.
-        self.built = True
+        # Each feature's encoder builds from its own input shape (`input_shape` is `{name: shape}`), here
+        # rather than on the first call, so a reloaded `.keras` model has its weights to load into.
+        shapes = input_shape if isinstance(input_shape, Mapping) else {}
+        for spec in self.encoded_specs:
+            encoder = self.encoders[spec.name]
+            if not encoder.built and type(encoder).build is not keras.layers.Layer.build:
+                encoder.build(_shape(shapes.get(spec.name)))
 
     def call(self, features):
         missing = [s.name for s in self.encoded_specs if s.name not in features]

@@ -54,6 +54,10 @@ class IdEncoder(keras.layers.Layer):
     def output_dim(self) -> int:
         return self.embedding_dim
 
+    def build(self, input_shape=None):
+        # The table is made here, not on the first call, so a reloaded `.keras` model has it to load into.
+        self.embedding.build((None,))
+
     def call(self, ids):
         ids = tf.convert_to_tensor(ids)
         if ids.shape.rank == 2:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfrs_twotower.index import streaming
+from tfrs_twotower.index import keras_state, streaming
 from tfrs_twotower.index.top_k import TopK
 
 
@@ -73,6 +73,17 @@ class BruteForce(TopK):
 
     def is_exact(self) -> bool:
         return True
+
+    def _state_arrays(self) -> dict:
+        return {"candidates": self._candidates.numpy()[: self._num_candidates]}
+
+    def _restore(self, store, identifiers):
+        candidates = keras_state.get(store, "candidates")
+        if candidates is None:
+            return False
+        if identifiers is not None and identifiers.dtype == object:
+            identifiers = tf.constant(identifiers.tolist(), tf.string)
+        self.index(candidates, identifiers)
 
     @property
     def index_bytes(self) -> int:

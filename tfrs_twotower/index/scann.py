@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfrs_twotower.index import scann_params, streaming
+from tfrs_twotower.index import keras_state, scann_params, streaming
 from tfrs_twotower.index.top_k import TopK
 
 try:  # An optional dependency: `pip install "scann[tf]"`.
@@ -181,6 +182,28 @@ class ScaNN(TopK):
         self._eager_searcher = searcher
         self.params = params
         self._num_candidates, self._dim = n, dim
+
+    def _state_arrays(self) -> dict:
+        arrays = {f"searcher_{i}": var.numpy() for i, var in enumerate(self._state.scann_vars)}
+        arrays["shape"] = np.array([self._num_candidates, self._dim], np.int64)
+        arrays["params"] = np.array(json.dumps(self.params.to_dict()).encode(), dtype=object)
+        return arrays
+
+    def _restore(self, store, identifiers):
+        # The saved searcher itself (tree, codes, reordering data), not a rebuild: the same results.
+        if keras_state.get(store, "shape") is None:
+            return False
+        tensors = []
+        while (value := keras_state.get(store, f"searcher_{len(tensors)}")) is not None:
+            tensors.append(tf.constant(value.tolist() if value.dtype == object else value))
+        shared_name = f"tfrs_twotower/{self.name}/{uuid.uuid4().hex}"
+        self._state = _SearcherState(tensors, shared_name)
+        self._eager_searcher = scann_ops.ScannSearcher(self._state.recreate_handle())
+        self.params = scann_params.ScannParams(**json.loads(keras_state.get(store, "params").item()))
+        self._num_candidates, self._dim = (int(v) for v in keras_state.get(store, "shape"))
+        if identifiers is not None and identifiers.dtype == object:
+            identifiers = tf.constant(identifiers.tolist(), tf.string)
+        self._set_identifiers(identifiers)
 
     def _searcher(self):
         if tf.executing_eagerly():

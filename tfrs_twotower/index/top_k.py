@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.index import keras_state
+
 NOT_INDEXED = "The index is empty: call index() or index_from_dataset() first."
 
 
@@ -212,6 +214,7 @@ class TopK(keras.layers.Layer, abc.ABC):
             queries = self.query_model.compute_output_spec(queries)
         batch = tuple(queries.shape[:-1]) if hasattr(queries, "shape") else (None,)
         ids_dtype = "int32" if self._identifiers is None else self._identifiers.dtype.name
+        ids_dtype = getattr(self, "_restored_ids_dtype", None) or ids_dtype
         return (
             keras.KerasTensor(batch + (k,), dtype="float32"),
             keras.KerasTensor(batch + (k,), dtype=ids_dtype),
@@ -225,6 +228,57 @@ class TopK(keras.layers.Layer, abc.ABC):
     def num_candidates(self) -> int | None:
         """The number of indexed candidates (None before indexing)."""
         return self._num_candidates
+
+    # -- Keras saving: the index travels in `.keras` files ---------------------------------------------
+
+    def build(self, queries_shape=None):
+        model = self.query_model
+        if (
+            isinstance(model, keras.layers.Layer)
+            and not model.built
+            and type(model).build is not keras.layers.Layer.build
+        ):
+            model.build(queries_shape)
+
+    def get_build_config(self):
+        config = super().get_build_config() or {}
+        if self._num_candidates is not None:
+            ids = self._identifiers
+            config["index"] = {
+                "num_candidates": self._num_candidates,
+                "dim": self._dim,
+                "identifiers_dtype": None if ids is None else ids.dtype.name,
+            }
+        return config or None
+
+    def build_from_config(self, config):
+        # Before the weights load, a functional model calls the layer symbolically: the output spec needs
+        # the identifiers' dtype.
+        super().build_from_config(config)
+        index = config.get("index")
+        if index and self._num_candidates is None:
+            self._restored_ids_dtype = index["identifiers_dtype"]
+
+    def save_own_variables(self, store):
+        if self._num_candidates is None:
+            return
+        for key, value in self._state_arrays().items():
+            keras_state.put(store, key, value)
+        if self._identifiers is not None:
+            keras_state.put(store, "identifiers", self._identifiers.numpy()[: self._num_candidates])
+
+    def load_own_variables(self, store):
+        identifiers = keras_state.get(store, "identifiers")
+        if self._restore(store, identifiers) is not False:
+            self._restored_ids_dtype = None
+
+    def _state_arrays(self) -> dict:
+        """The index's arrays (not the identifiers) for `save_own_variables`."""
+        raise NotImplementedError
+
+    def _restore(self, store, identifiers):
+        """Rebuilds the index from `_state_arrays`' arrays in `store`; False when it holds none."""
+        raise NotImplementedError
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -10,10 +10,10 @@ Conventions (the same as `tf.math.in_top_k`, TFRS `FactorizedTopK` and `metrics.
 - a candidate *outscores* the positive when its score `q . c` is strictly greater; ties do not outscore.
   So a degenerate model that gives every candidate the same score gets rank 1 everywhere: check that the
   scores are not constant before trusting a perfect figure.
-- the positive's own column is never counted. With the C kernel every score (positive, candidates,
-  excluded pairs) is the same fma chain, so exact duplicates of the positive never outscore it and the
-  result is deterministic; on the TF path candidates within float32 rounding of the positive's score (the
-  score of a block matmul and of a row dot product can differ in the last bits) may fall either way.
+- the positive's own column is never counted. Every score that decides a rank (positive, candidates
+  near it, excluded pairs) is the same fma chain on both paths (the C kernel, and the TF path's exact
+  rescoring of near-ties, see `fma_scores`), so exact duplicates of the positive never outscore it and
+  both paths give identical ranks on every machine.
 - `exclude` removes candidates (e.g. items the user has already seen) from the comparison; the positive
   itself is never excluded.
 """
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_twotower.metrics import fast_ranks
+from tfrs_twotower.metrics import fast_ranks, fma_scores
 from tfrs_twotower.metrics.factorized_top_k import _validate_ks
 
 DEFAULT_QUERY_BLOCK = 1024
@@ -47,35 +47,6 @@ def _as_matrix(name: str, value) -> np.ndarray:
             f"`{name}` must be a numeric [rows, dim] matrix. Got shape {array.shape}, dtype {array.dtype}."
         )
     return np.ascontiguousarray(array, dtype=np.float32)
-
-
-@tf.function(reduce_retracing=False)  # the tail's static size decides whether it is scored
-def _count_outscoring(queries, thresholds, positives, blocks, tail):
-    """Counts, per query, the candidates scoring strictly above its threshold.
-
-    Also returns whether the positive's own column counted itself (its block-matmul score may differ in
-    the last bits from the row dot product that gave the threshold), so the caller subtracts it.
-    """
-    num_blocks = tf.shape(blocks)[0]
-    block_size = tf.shape(blocks)[1]
-    column = tf.expand_dims(thresholds, 1)
-    counts = tf.zeros_like(thresholds, dtype=tf.int32)
-    self_counted = tf.zeros_like(thresholds, dtype=tf.int32)
-
-    def count_one(block, start, counts, self_counted):
-        scores = tf.matmul(queries, block, transpose_b=True)
-        counts += tf.reduce_sum(tf.cast(scores > column, tf.int32), axis=1)
-        local = positives - start
-        inside = (local >= 0) & (local < tf.shape(block)[0])
-        own = tf.gather(scores, tf.clip_by_value(local, 0, tf.shape(block)[0] - 1), batch_dims=1)
-        self_counted += tf.cast(inside & (own > thresholds), tf.int32)
-        return counts, self_counted
-
-    for i in tf.range(num_blocks):
-        counts, self_counted = count_one(blocks[i], i * block_size, counts, self_counted)
-    if tail.shape[0] is None or tail.shape[0] > 0:
-        counts, self_counted = count_one(tail, num_blocks * block_size, counts, self_counted)
-    return counts - self_counted
 
 
 def _exclusion_pairs(exclude, num_queries: int, num_candidates: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,12 +123,13 @@ def positive_ranks(
 
         def pair_scores(rows, columns):  # bit-identical to the kernel's scores
             return fast_ranks.pair_scores(queries, candidates, rows, columns)
-    else:
-        thresholds = np.einsum("qd,qd->q", queries, candidates[positives])
-        counts = _count_with_tf(queries, thresholds, positives, candidates, query_block, candidate_block)
+    else:  # the same fma-chain scores near ties, so the same ranks (see `fma_scores`)
 
         def pair_scores(rows, columns):
-            return np.einsum("pd,pd->p", queries[rows], candidates[columns])
+            return fma_scores.fma_chain_scores(queries, candidates, rows, columns)
+
+        thresholds = pair_scores(np.arange(num_queries), positives)
+        counts = fma_scores.count_outscoring_tf(queries, candidates, thresholds, query_block, candidate_block)
 
     num_others = np.full([num_queries], num_candidates - 1, dtype=np.int64)
     if exclude is not None:
@@ -168,26 +140,6 @@ def positive_ranks(
         np.subtract.at(counts, query_rows, (scores > thresholds[query_rows]).astype(np.int64))
         num_others -= np.bincount(query_rows, minlength=num_queries)
     return counts + 1, num_others
-
-
-def _count_with_tf(queries, thresholds, positives, candidates, query_block, candidate_block) -> np.ndarray:
-    """The TF path of `positive_ranks`: int64 `[Q]` counts of candidates outscoring the thresholds."""
-    num_queries, num_candidates = queries.shape[0], candidates.shape[0]
-    num_full = num_candidates // candidate_block
-    all_candidates = tf.constant(candidates)
-    blocks = tf.reshape(all_candidates[: num_full * candidate_block], [num_full, candidate_block, -1])
-    tail = all_candidates[num_full * candidate_block :]
-    counts = np.empty([num_queries], dtype=np.int64)
-    for start in range(0, num_queries, query_block):
-        stop = min(start + query_block, num_queries)
-        counts[start:stop] = _count_outscoring(
-            tf.constant(queries[start:stop]),
-            tf.constant(thresholds[start:stop]),
-            tf.constant(positives[start:stop]),
-            blocks,
-            tail,
-        ).numpy()
-    return counts
 
 
 def evaluate_retrieval(

@@ -27,13 +27,11 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, NamedTuple
 
-import tensorflow as tf
-
 from tfrs_twotower.data.formats import check_file_format
 from tfrs_twotower.data.jsonl import decode_line, iter_jsonl
 from tfrs_twotower.data.paths import resolve_paths
 from tfrs_twotower.data.records import BadRecordError, Location, RecordParser, describe
-from tfrs_twotower.data.tfrecord import iter_tfrecord
+from tfrs_twotower.data.tfrecord import feature_values, iter_tfrecord, parse_example
 from tfrs_twotower.serving.encoder import check_side
 
 INSTANCE_KEYS = frozenset({"data", "key"})
@@ -131,10 +129,7 @@ def example_features(data: bytes, location: Location, side: str) -> dict[str, An
 
     Keys of the other side are refused (a document holds one side).
     """
-    try:
-        example = tf.train.Example.FromString(data)
-    except Exception as e:  # protobuf's DecodeError has no stable import path
-        raise BadRecordError(location, f"not a valid tf.train.Example ({e})") from None
+    example = parse_example(data, location)
     prefix = f"{side}_"
     features: dict[str, Any] = {}
     for key, feature in sorted(example.features.feature.items()):
@@ -142,12 +137,5 @@ def example_features(data: bytes, location: Location, side: str) -> dict[str, An
             raise BadRecordError(
                 location, f"unknown key `{key}`; a {side} document has only `{prefix}<name>` keys"
             )
-        kind = feature.WhichOneof("kind")
-        values = list(getattr(feature, kind).value) if kind else []
-        if kind == "bytes_list":
-            try:
-                values = [v.decode("utf-8") for v in values]
-            except UnicodeDecodeError:
-                raise BadRecordError(location, "a bytes_list value is not valid UTF-8 text", key) from None
-        features[key[len(prefix) :]] = values
+        features[key[len(prefix) :]] = feature_values(feature, location, key)
     return features

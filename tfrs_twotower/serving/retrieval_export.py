@@ -44,6 +44,7 @@ from tfrs_twotower.schema import InputSchema, load_schema
 from tfrs_twotower.serving.encoder import load_encoder
 from tfrs_twotower.serving.instances import instances_to_tensors
 from tfrs_twotower.serving.scann_tuning import exact_top_k, query_documents, tune_scann
+from tfrs_twotower.training.links import check_links
 
 INDEX_DIR = "index"
 METADATA = "index.json"
@@ -167,6 +168,7 @@ def export_retrieval_models(
         FileNotFoundError: when the job-dir lacks what is needed.
     """
     flavours = check_flavours(flavours)
+    check_links(job_dir, [INDEX_DIR], "write or delete")  # never through a link leaving job-dir
     schema = load_schema(schema if schema is not None else _require(os.path.join(job_dir, "schema.json")))
     ids, embeddings = read_embeddings(_require(os.path.join(job_dir, EMBEDDINGS_DIR)))
     if query_model is None:

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="tfrs_twotower")
 class CandidateFrequencies(keras.layers.Layer):
     """Looks up each candidate id's expected number of appearances in a batch: `batch_size * count / total`
     (clipped to 1), the same scale as `FrequencyEstimator`'s estimate and as uniformly drawn extra
@@ -48,6 +49,9 @@ class CandidateFrequencies(keras.layers.Layer):
             raise ValueError("`counts` must be >= 0 with a positive total.")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"The `batch_size` parameter must be an int >= 1. Got {batch_size!r} instead.")
+        self.ids = [str(i) for i in ids]
+        self.counts = counts.tolist()
+        self.batch_size = batch_size
         probabilities = np.minimum(1.0, batch_size * counts / counts.sum())
         positive = probabilities[probabilities > 0]
         self.supports_jit = False
@@ -65,3 +69,6 @@ class CandidateFrequencies(keras.layers.Layer):
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor((ids.shape[0],), dtype="float32")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "ids": self.ids, "counts": self.counts, "batch_size": self.batch_size}

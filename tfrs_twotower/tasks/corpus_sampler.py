@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="tfrs_twotower")
 class CorpusSampler(keras.layers.Layer):
     """Holds the corpus' candidate features and returns `num_samples` of them, drawn uniformly.
 
@@ -47,6 +48,7 @@ class CorpusSampler(keras.layers.Layer):
                 f"`features` must hold the same non-zero number of candidates per feature. Got {sizes}."
             )
         self.num_samples = num_samples
+        self.seed = seed
         self.corpus_size = next(iter(sizes.values()))
         self.features = {name: tf.constant(values) for name, values in features.items()}
         self._generator = tf.random.Generator.from_seed(seed if seed is not None else 0)
@@ -60,3 +62,14 @@ class CorpusSampler(keras.layers.Layer):
     def sampling_probability(self) -> float:
         """The probability that a given candidate is one of a call's draws: about num_samples / N."""
         return min(1.0, self.num_samples / self.corpus_size)
+
+    def get_config(self) -> dict:
+        def as_list(values):
+            values = values.numpy()
+            if values.dtype == object:
+                return np.vectorize(lambda v: v.decode("utf-8"), otypes=[object])(values).tolist()
+            return values.tolist()
+
+        features = {name: as_list(values) for name, values in self.features.items()}
+        config = {"features": features, "num_samples": self.num_samples, "seed": self.seed}
+        return {**super().get_config(), **config}

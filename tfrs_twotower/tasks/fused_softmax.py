@@ -29,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.metrics.fast_ranks import default_threads
+
 try:
     from tfrs_twotower.tasks import _softmax_kernel
 except ImportError:  # built without a C compiler: Retrieval uses TensorFlow ops
@@ -60,13 +62,6 @@ def use_by_default() -> bool:
     `tf.config.set_logical_device_configuration` (or GPU memory settings) does not block them.
     """
     return available() and not tf.config.get_visible_devices("GPU")
-
-
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class FusedResult(NamedTuple):
@@ -146,7 +141,7 @@ def softmax_cross_entropy(
         d_bias,
         outscoring,
         negatives,
-        threads or _threads(),
+        threads or default_threads(),
         isa,
     )
     return FusedResult(losses, d_queries, d_candidates, d_bias, outscoring, negatives)

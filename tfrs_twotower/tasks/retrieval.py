@@ -57,12 +57,17 @@ def _log_q(probability):
     return -tf.math.log(tf.clip_by_value(tf.reshape(tf.cast(probability, tf.float32), [-1]), 1e-6, 1.0))
 
 
-def _keys(ids):
-    """int64 keys of candidate ids (strings hash to 64 bits) for the fused kernel's accidental hits."""
-    ids = tf.reshape(ids, [-1])
+def string_id_keys(ids):
+    """String ids as 64-bit int fingerprints (other dtypes unchanged): what collectives and the fused
+    kernel can compare."""
     if ids.dtype == tf.string:
         return tf.strings.to_hash_bucket_fast(ids, 2**63 - 1)
-    return tf.cast(ids, tf.int64)
+    return ids
+
+
+def _keys(ids):
+    """int64 keys of candidate ids (strings hash to 64 bits) for the fused kernel's accidental hits."""
+    return tf.cast(string_id_keys(tf.reshape(ids, [-1])), tf.int64)
 
 
 @keras.saving.register_keras_serializable(package="tfrs_twotower")

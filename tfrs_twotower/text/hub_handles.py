@@ -9,12 +9,14 @@ import urllib.request
 
 import tensorflow as tf
 
+from tfrs_twotower.errors import UserError
+
 # Set to "1" to never touch the network: a handle that is not cached fails at once.
 OFFLINE_ENV = "TFRS_TWOTOWER_OFFLINE"
 CONNECT_TIMEOUT_S = 2.0
 
 
-class HubUnavailableError(OSError):
+class HubUnavailableError(UserError, OSError):
     """A TF Hub model is neither cached nor downloadable (no network)."""
 
 

@@ -39,25 +39,17 @@ class Cluster:
     is_chief: bool = True
 
 
-def cluster_from_tf_config(tf_config: str | None) -> Cluster:
-    """Parses a `TF_CONFIG` value (None or empty: one worker).
+def cluster_from_resolver(resolver: tf.distribute.cluster_resolver.ClusterResolver) -> Cluster:
+    """This process's `Cluster` from a TensorFlow cluster resolver (its cluster spec and task).
 
     The chief is the `chief` task, or `worker` 0 when the cluster has no `chief` (TensorFlow's rule);
     worker indices put the chief first, then the workers in order.
     """
-    if not tf_config:
+    jobs = resolver.cluster_spec().as_dict()
+    chiefs, workers = len(jobs.get("chief", [])), len(jobs.get("worker", []))
+    if chiefs + workers == 0:
         return Cluster()
-    try:
-        value = json.loads(tf_config)
-        cluster, task = value.get("cluster", {}), value.get("task", {})
-        task_type, index = task.get("type"), int(task.get("index", 0))
-    except (ValueError, AttributeError, TypeError) as e:
-        raise ValueError(
-            f'`TF_CONFIG` must be JSON like {{"cluster": {{"worker": ["host:port", ...]}}, '
-            f'"task": {{"type": "worker", "index": 0}}}}. Got {tf_config!r}.'
-        ) from e
-    chiefs = len(cluster.get("chief", []))
-    workers = len(cluster.get("worker", []))
+    task_type, index = resolver.task_type, resolver.task_id or 0
     if task_type not in ("chief", "worker"):
         raise ValueError(
             f"`TF_CONFIG` task type must be 'chief' or 'worker' for training; got {task_type!r} (evaluator "
@@ -65,6 +57,31 @@ def cluster_from_tf_config(tf_config: str | None) -> Cluster:
         )
     worker_index = index if task_type == "chief" else chiefs + index
     return Cluster(num_workers=chiefs + workers, worker_index=worker_index, is_chief=worker_index == 0)
+
+
+def cluster_from_tf_config(tf_config: str | None) -> Cluster:
+    """Reads a `TF_CONFIG` value (None or empty: one worker) with TensorFlow's `TFConfigClusterResolver`."""
+    if not tf_config:
+        return Cluster()
+    try:
+        value = json.loads(tf_config)
+        if not isinstance(value, dict) or not isinstance(value.get("task", {}), dict):
+            raise TypeError(type(value).__name__)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f'`TF_CONFIG` must be JSON like {{"cluster": {{"worker": ["host:port", ...]}}, '
+            f'"task": {{"type": "worker", "index": 0}}}}. Got {tf_config!r}.'
+        ) from e
+    # The resolver reads the environment variable whenever asked: set it to `tf_config` meanwhile.
+    previous = os.environ.get("TF_CONFIG")
+    os.environ["TF_CONFIG"] = tf_config
+    try:
+        return cluster_from_resolver(tf.distribute.cluster_resolver.TFConfigClusterResolver())
+    finally:
+        if previous is None:
+            del os.environ["TF_CONFIG"]
+        else:
+            os.environ["TF_CONFIG"] = previous
 
 
 def choose_distribution(requested: str, cluster: Cluster, num_gpus: int) -> str:

@@ -15,10 +15,11 @@ import tensorflow as tf
 
 from tfrs_twotower import data as data_lib
 from tfrs_twotower.data.batching import side_columns
-from tfrs_twotower.schema import InputSchema
+from tfrs_twotower.schema import InputSchema, load_schema
 from tfrs_twotower.training.config import TrainingConfig
 
 _LISTED_REJECTIONS = 1000  # rejected records listed by location in record_counts.json
+_CONFIGURED: Any = object()  # `prepare_inputs`' default id_feature: the configured one
 
 
 @dataclasses.dataclass
@@ -147,8 +148,26 @@ def dataset_args(
     return train, evaluation
 
 
-def prepare_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str | None) -> TrainingInputs:
-    """Scans the training (and evaluation, candidate) files and builds the datasets `config` asks for."""
+def prepare_inputs(
+    config: TrainingConfig, schema: InputSchema | None = None, id_feature: str | None = _CONFIGURED
+) -> TrainingInputs:
+    """Stage 1 of a training run: scans the training (and evaluation, candidate) files, counting every
+    record, and builds the datasets and the candidate corpus `config` asks for.
+
+    `schema` defaults to `config.input_schema_path`'s; `id_feature` (the candidate feature identifying a
+    candidate, None for none) to `config.candidate_id_feature` or the first candidate Id feature.
+
+    Example:
+    >>> inputs = prepare_inputs(config)  # doctest: +SKIP
+    >>> print(inputs.describe())  # doctest: +SKIP
+    >>> model = build_model(config, inputs.schema, inputs=inputs)  # doctest: +SKIP
+    """
+    if schema is None:
+        schema = load_schema(config.input_schema_path)
+    if id_feature is _CONFIGURED:
+        from tfrs_twotower.training.build import candidate_id_feature
+
+        id_feature = candidate_id_feature(schema, config.candidate_id_feature)
     fmt = config.input_file_format
     separate_eval = config.eval_data_path is not None
     train_split = 0.0 if separate_eval else config.eval_split

@@ -21,6 +21,9 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfrs_twotower.errors import JobDirError
+from tfrs_twotower.training.links import check_links
+
 # Fields that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"overwrite", "verbose"}
 _OUTPUTS = (
@@ -36,10 +39,6 @@ _OUTPUTS = (
     "run_state.json",
     "schema.json",
 )
-
-
-class JobDirError(RuntimeError):
-    """job_dir holds a run that this one may not resume nor overwrite."""
 
 
 class JobDir:
@@ -68,10 +67,36 @@ class JobDir:
         with tf.io.gfile.GFile(self.run_state) as f:
             return json.load(f)
 
-    def write_state(self, status: str, config: dict[str, Any]) -> None:
-        tf.io.gfile.makedirs(self.root)
-        with tf.io.gfile.GFile(self.run_state, "w") as f:
-            json.dump({"status": status, "config": config}, f, indent=2, sort_keys=True)
+    def write_state(self, status: str, config: dict[str, Any], **extra: Any) -> None:
+        """Writes run_state.json: `status` ("running", "interrupted", "complete"), the config, `extra`."""
+        check_links(self.root, ["run_state.json"], "write")
+        self._makedirs()
+        try:
+            with tf.io.gfile.GFile(self.run_state, "w") as f:
+                json.dump({"status": status, "config": config, **extra}, f, indent=2, sort_keys=True)
+        except (tf.errors.OpError, OSError) as e:
+            raise self._not_writable(e) from e
+
+    def _makedirs(self) -> None:
+        try:
+            tf.io.gfile.makedirs(self.root)
+        except (tf.errors.OpError, OSError) as e:
+            raise self._not_writable(e) from e
+
+    def _not_writable(self, error: BaseException) -> JobDirError:
+        return JobDirError(
+            f"job-dir {self.root} is not writable ({type(error).__name__}: {_first_line(error)}). Choose "
+            "a --job-dir this user may write, or fix its permissions."
+        )
+
+    def check_usable(self) -> None:
+        """Raises `JobDirError` when job-dir is a file or holds a link leading out of it."""
+        if tf.io.gfile.exists(self.root) and not tf.io.gfile.isdir(self.root):
+            raise JobDirError(
+                f"job-dir {self.root} is an existing file, not a directory. Pass a directory path to "
+                "--job-dir (it is created if missing)."
+            )
+        check_links(self.root, _OUTPUTS, "write or delete")
 
     def prepare(self, config: dict[str, Any], overwrite: bool) -> bool:
         """Makes job_dir ready for a run of `config`. Returns True when the run resumes an interrupted one.
@@ -79,6 +104,7 @@ class JobDir:
         Raises:
           JobDirError: when job_dir holds a finished run (without `overwrite`) or a different run.
         """
+        self.check_usable()
         state = self.read_state()
         if state is None:
             if (
@@ -92,7 +118,7 @@ class JobDir:
                 )
             if overwrite:
                 self.clear()
-            tf.io.gfile.makedirs(self.root)
+            self._makedirs()
             return False
         previous = state.get("config", {})
         changed = sorted(
@@ -106,12 +132,13 @@ class JobDir:
             return True
         if overwrite:
             self.clear()
-            tf.io.gfile.makedirs(self.root)
+            self._makedirs()
             return False
         if state.get("status") == "complete":
+            differ = f" Its settings differ from this run's in: {', '.join(changed)}." if changed else ""
             raise JobDirError(
-                f"job_dir {self.root} holds a finished run. Use a new --job-dir, or pass --overwrite to "
-                "replace its outputs."
+                f"job_dir {self.root} holds a finished run.{differ} Use a new --job-dir, or pass --overwrite "
+                "to replace its outputs."
             )
         if changed:
             raise JobDirError(
@@ -122,13 +149,20 @@ class JobDir:
         return True
 
     def clear(self) -> None:
+        """Deletes the run's outputs (never through a link leading out of job-dir: `UnsafeLinkError`)."""
         if not tf.io.gfile.exists(self.root):
             return
-        for name in tf.io.gfile.listdir(self.root):
-            name = name.rstrip("/")
+        names = [name.rstrip("/") for name in tf.io.gfile.listdir(self.root)]
+        check_links(self.root, [name for name in names if name in _OUTPUTS], "delete")
+        for name in names:
             if name in _OUTPUTS:
                 target = self.path(name)
                 if tf.io.gfile.isdir(target):
                     tf.io.gfile.rmtree(target)
                 else:
                     tf.io.gfile.remove(target)
+
+
+def _first_line(error: BaseException) -> str:
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

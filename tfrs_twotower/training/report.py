@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -15,6 +17,35 @@ def top_candidates(query_embedding: np.ndarray, candidate_embeddings: np.ndarray
     scores = candidate_embeddings @ query_embedding
     best = np.argsort(-scores, kind="stable")[:k]
     return [(ids[i], float(scores[i])) for i in best]
+
+
+def example_query(model, inputs, embeddings: np.ndarray, k: int = 5) -> dict[str, Any] | None:
+    """The first evaluation (else training) query of `inputs`, its positive and its top-k candidates
+    among `embeddings` (the corpus, in `inputs.corpus_keys` order)."""
+    dataset = inputs.eval_dataset if inputs.eval_dataset is not None else inputs.train_dataset
+    batch = next(iter(dataset.take(1)), None)
+    if batch is None or len(embeddings) == 0:
+        return None
+    first = {name: value[:1] for name, value in batch["query"].items()}
+    query_embedding = model.query_tower(first, training=False).numpy()[0]
+    positive = inputs.positive_keys(batch)[0]
+    return {
+        "query": {name: _plain(value.numpy()[0]) for name, value in first.items()},
+        "positive": positive.decode() if isinstance(positive, bytes) else str(positive),
+        "top": top_candidates(query_embedding, embeddings, inputs.corpus_keys, k=k),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A feature value as plain JSON-friendly Python, padding dropped."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        items = [_plain(v) for v in value.tolist()]
+        return [v for v in items if v != "" and not (isinstance(v, float) and np.isnan(v))]
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), 4)  # float32 values printed as float64 show spurious digits
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
