@@ -1,8 +1,10 @@
 """One model run of the MovieLens benchmarks, scored with and without seen-item exclusion.
 
-- `run_ours(flags, ...)`: `tfrs_twotower.train` (what `tfrs-twotower train` runs) with the required
-  flags plus `flags`, in its own process; the test queries are encoded by the trained query tower and
-  the corpus embeddings are the ones the run exported.
+- `fit_stages(flags, ...)`: the package's stages (`prepare_inputs` -> `build_model` -> `build_weights` ->
+  `fit`) in this process, as `train` runs them, without the exports; the trained towers encode.
+- `run_ours(flags, ...)`: a whole `tfrs_twotower.train` (what `tfrs-twotower train` runs) with the
+  required flags plus `flags`, in its own process; the test queries are encoded by the exported query
+  SavedModel and the corpus embeddings are the ones the run exported.
 - `run_tfrs(settings, ...)`: bench/reference_tfrs.py (TFRS, Keras 2) in its own process.
 - `run_baselines(split, movies)`: most-popular and implicit ALS (bench/baselines.py).
 Every model is scored by `score`: `tfrs_twotower.metrics.evaluate_retrieval` over the whole corpus,
@@ -184,10 +186,11 @@ def _train_ours(spec: dict) -> dict:
     wall = time.perf_counter() - started
     test = ml_protocols.read_jsonl(paths["test"])
     movies = ml_protocols.read_jsonl(paths["movies"])
+    # The test queries through the exported query SavedModel (what serving runs), the corpus as exported.
+    encoder = tf.saved_model.load(result.paths["query_model"]).signatures["serving_default"]
     columns = side_columns(result.schema.query, [r["query"] for r in test])
-    encode = tf.function(lambda x: result.model.query_tower(x, training=False), reduce_retracing=True)
     queries = np.concatenate(
-        [encode(b).numpy() for b in tf.data.Dataset.from_tensor_slices(columns).batch(4096)]
+        [encoder(**b)["encoding"].numpy() for b in tf.data.Dataset.from_tensor_slices(columns).batch(4096)]
     )
     ids = [i.decode() if isinstance(i, bytes) else str(i) for i in result.candidate_ids]
     row = {i: n for n, i in enumerate(ids)}
