@@ -7,8 +7,9 @@ Settings: `features` (basic|full), `batch_size`, `optimizer`, `learning_rate`, `
 `keras_adagrad` turn a speed-up off (the ablation rows).
 
 Example:
->>> result = fit_ours({"features": "full", "epochs": 1, "batch_size": 256, "seed": 42, "optimizer": "adagrad",
-...                    "learning_rate": 0.1, "output_dim": 32}, "schema.json", train, test, movies)  # doctest: +SKIP
+>>> settings = {"features": "full", "epochs": 1, "batch_size": 256, "seed": 42, "optimizer": "adagrad",
+...             "learning_rate": 0.1, "output_dim": 32}
+>>> result = fit_ours(settings, paths, train, test, movies)  # doctest: +SKIP
 >>> result["metrics"]["recall_at_100"]  # doctest: +SKIP
 """
 
@@ -98,8 +99,13 @@ def build(settings: dict, paths: dict, schema, train: list, movies: list):
     if settings.get("keras_adagrad"):
         optimizer = keras.optimizers.Adagrad(learning_rate=settings["learning_rate"])
     return build_model(
-        config, schema, numeric_stats(schema, train), corpus, dict(counts),
-        optimizer=optimizer, fused=False if settings.get("tf_loss") else None,
+        config,
+        schema,
+        numeric_stats(schema, train),
+        corpus,
+        dict(counts),
+        optimizer=optimizer,
+        fused=False if settings.get("tf_loss") else None,
     )
 
 

@@ -48,7 +48,11 @@ def load(name: str, data_dir: str, smoke: bool = False) -> dict:
     from tfrs_twotower import movielens
 
     if name == "ml-100k":
-        folder = data_dir if os.path.exists(os.path.join(data_dir, "u.data")) else os.path.join(data_dir, "ml-100k")
+        folder = (
+            data_dir
+            if os.path.exists(os.path.join(data_dir, "u.data"))
+            else os.path.join(data_dir, "ml-100k")
+        )
         records = movielens.load_movielens_100k(folder)
         movies = movielens.movielens_100k_candidates(folder)
         ratings = _ratings(os.path.join(folder, "u.data"), "\t", None)
@@ -61,7 +65,7 @@ def load(name: str, data_dir: str, smoke: bool = False) -> dict:
         movies = [m for m in movielens.movielens_1m_candidates(movies_dir) if m["movie_id"] in rated]
     else:
         raise ValueError(f"Unknown data set {name!r}; choose one of {DATASETS}.")
-    for record, (user, movie, _) in zip(records, ratings):
+    for record, (user, movie, _) in zip(records, ratings, strict=True):
         if (record["query"]["user_id"], record["candidate"]["movie_id"]) != (user, movie):
             raise ValueError(f"{name}: the ratings file and the package's loader disagree on the order.")
     if smoke:
@@ -89,8 +93,13 @@ def make_split(data: dict, protocol: str, seed: int = 42) -> dict:
         raise ValueError(f"Unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
     train = [records[i] for i in train_rows]
     test = [records[i] for i in test_rows]
-    return {"train": train, "test": test, "seen": seen_rows(train, test, data["movies"]),
-            "protocol": protocol, "seed": seed if protocol == "random" else None}
+    return {
+        "train": train,
+        "test": test,
+        "seen": seen_rows(train, test, data["movies"]),
+        "protocol": protocol,
+        "seed": seed if protocol == "random" else None,
+    }
 
 
 def seen_rows(train: list, test: list, movies: list) -> list[np.ndarray]:

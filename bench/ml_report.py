@@ -33,8 +33,9 @@ def task(protocol: str) -> str:
     return "/".join(protocol.split("/")[:2])
 
 
-def rows(runs: list[dict]) -> dict[str, dict[str, dict]]:
-    """`{task: {row name: {"all"|"excluded": {metric: [values over seeds]}, "seeds": n}}}`."""
+def rows(runs: list[dict], defaults: tuple[str, ...] = ()) -> dict[str, dict[str, dict]]:
+    """`{task: {row name: {"all"|"excluded": {metric: [values over seeds]}}}}`; the settings named in
+    `defaults` (the package's defaults, spelled out) are marked in their row names."""
     out: dict[str, dict[str, dict]] = {}
     for run in runs:
         for model, result in run["rows"].items():
@@ -44,6 +45,8 @@ def rows(runs: list[dict]) -> dict[str, dict[str, dict]]:
                 name = f"TFRS (full features), batch {run['batch_size']}, {run['epochs']} epochs"
             else:
                 name = f"ours `{run['setting']}`, batch {run['batch_size']}, {run['epochs']} epochs"
+                name += " (`train()`, exported model)" if run.get("path") == "train()" else ""
+                name += " = **defaults**" if run["setting"] in defaults else ""
             row = out.setdefault(task(run["protocol"]), {}).setdefault(name, {"all": {}, "excluded": {}})
             for side in ("all", "excluded"):
                 for metric, value in result["metrics"][side].items():
@@ -57,10 +60,10 @@ def _cell(values: list[float]) -> str:
     return f"{values[0]:.4f}"
 
 
-def protocol_tables(runs: list[dict]) -> str:
+def protocol_tables(runs: list[dict], defaults: tuple[str, ...] = ()) -> str:
     """Markdown: one table per task, rows sorted by mean Recall@10 without exclusion."""
     parts = []
-    for name, table in sorted(rows(runs).items()):
+    for name, table in sorted(rows(runs, defaults).items()):
         seeds = max(len(r["all"]["recall_at_10"]) for r in table.values())
         parts.append(f"#### {name}" + (f" (mean ± std over {seeds} split seeds)" if seeds > 1 else ""))
         parts.append("| model | R@10 | R@100 | R@10 seen excluded | R@100 seen excluded | splits |")

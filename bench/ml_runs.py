@@ -11,7 +11,8 @@ Every model is scored by `score`: `tfrs_twotower.metrics.evaluate_retrieval` ove
 once as is (`all`) and once with each test user's training movies removed from its ranking (`excluded`).
 
 Example:
->>> result = run_ours({"num_epochs": 3}, paths, "schemas/movielens-100k.json", split, movies, "/tmp/r")  # doctest: +SKIP
+>>> schema = "schemas/movielens-100k.json"
+>>> result = run_ours({"num_epochs": 3}, paths, schema, split, movies, "/tmp/r")  # doctest: +SKIP
 >>> result["metrics"]["excluded"]["recall_at_10"]  # doctest: +SKIP
 """
 
@@ -124,8 +125,14 @@ def _stages(config) -> dict:
     build_weights(model, config, inputs)
     started = time.perf_counter()
     history = fit(model, inputs, config)
-    return {"model": model, "schema": inputs.schema, "inputs": inputs, "config": config, "history": history,
-            "train_seconds": time.perf_counter() - started}
+    return {
+        "model": model,
+        "schema": inputs.schema,
+        "inputs": inputs,
+        "config": config,
+        "history": history,
+        "train_seconds": time.perf_counter() - started,
+    }
 
 
 def _encode(result: dict, paths: dict, movies: list) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +149,9 @@ def _encode(result: dict, paths: dict, movies: list) -> tuple[np.ndarray, np.nda
     queries = np.concatenate(
         [encode(b).numpy() for b in tf.data.Dataset.from_tensor_slices(columns).batch(4096)]
     )
-    corpus = encode_batches(encoder_function(model.candidate_tower, schema, "candidate"), inputs.corpus_dataset)
+    corpus = encode_batches(
+        encoder_function(model.candidate_tower, schema, "candidate"), inputs.corpus_dataset
+    )
     ids = [i.decode() if isinstance(i, bytes) else str(i) for i in inputs.corpus_keys]
     row = {i: n for n, i in enumerate(ids)}
     return queries, corpus[[row[m["movie_id"]] for m in movies]]
@@ -203,8 +212,7 @@ def _train_ours(spec: dict) -> dict:
         "wall_seconds": wall,
         "train_seconds": metrics.get("train_seconds"),
         "per_epoch": [
-            {k: v for k, v in e.items() if k == "epoch" or k.startswith("val_recall")}
-            for e in result.history
+            {k: v for k, v in e.items() if k == "epoch" or k.startswith("val_recall")} for e in result.history
         ],
         "exported_epoch": metrics.get("exported_epoch", metrics.get("best_epoch")),
     }

@@ -23,15 +23,17 @@ TF_USE_LEGACY_KERAS=1), trained `--runs` times (seeds 42, 43, ...):
 
 Both sides feed the model from the same in-memory `tf.data` pipeline (the tutorial's: shuffle once, batch,
 cache), so training throughput compares the models (examples/s over the epochs after the first, which
-traces; median of the runs). Our model is the one `tfrs-twotower train` builds (`build_model` of the settings' `TrainingConfig`,
-every option the comparison does not name set to TFRS's plain softmax). `ours train()` is one end-to-end run of `tfrs_twotower.train` (JSONL parsing,
-scan, per-epoch corpus evaluation, exports) on the same data, reported separately.
+traces; median of the runs). Our model is the one `tfrs-twotower train` builds (`build_model` of the
+settings' `TrainingConfig`; every objective option the comparison does not name is TFRS's plain
+softmax, whatever the package's defaults). `ours train()` is one end-to-end run of `tfrs_twotower.train`
+(JSONL parsing, scan, per-epoch corpus evaluation, exports) on the same data, reported separately.
 
 Every model is scored by the same code (`tfrs_twotower.metrics.evaluate_retrieval`) on the test pairs
 against the whole movie corpus: Recall@10/@50/@100 (= TFRS's top-K categorical accuracy) and NDCG@10.
 TFRS's own FactorizedTopK figures are kept in the JSON. Baselines on the same split: most-popular and
-implicit-feedback ALS (`implicit`), also scored with each user's training movies excluded (`seen_excluded`). Evaluation time: ours encodes the test queries and the corpus and
-runs `evaluate_retrieval`; TFRS runs `model.evaluate` with its FactorizedTopK (as in its tutorials).
+implicit-feedback ALS (`implicit`), also scored with each user's training movies excluded
+(`seen_excluded`). Evaluation time: ours encodes the test queries and the corpus and runs
+`evaluate_retrieval`; TFRS runs `model.evaluate` with its FactorizedTopK (as in its tutorials).
 Peak RSS is each model process's own `ru_maxrss`.
 
 Modules: ml_data.py (data, schemas, JSONL), ml_fit.py (our model: `TrainingConfig` -> the package's
@@ -131,8 +133,13 @@ def run_model(side: str, settings: dict, paths: dict, out: str, data: dict, smok
         spec = {"kind": "memory", "settings": settings, "paths": paths, "out": out}
         result = ml_runs.run_process(os.path.join(BENCH, "ml_fit.py"), spec, out)
     else:
-        spec = {"model": settings["features"], **{k: paths[k] for k in ("train", "test", "movies")},
-                "out": out, "embedding_dim": 32, **{k: settings[k] for k in TFRS_KEYS}}
+        spec = {
+            "model": settings["features"],
+            **{k: paths[k] for k in ("train", "test", "movies")},
+            "out": out,
+            "embedding_dim": 32,
+            **{k: settings[k] for k in TFRS_KEYS},
+        }
         result = ml_runs.run_process(os.path.join(BENCH, "reference_tfrs.py"), spec, out, legacy=True)
     queries = np.load(os.path.join(out, "query_embeddings.npy"))
     candidates = np.load(os.path.join(out, "candidate_embeddings.npy"))
@@ -141,13 +148,16 @@ def run_model(side: str, settings: dict, paths: dict, out: str, data: dict, smok
 
 
 def run_baselines(data: dict) -> dict[str, dict]:
-    """Most-popular and ALS on the comparison's split; `seen_excluded`: each user's training movies left out."""
+    """Most-popular and ALS on the comparison's split; `seen_excluded`: each user's training movies out."""
     split = {"train": data["train"], "test": data["test"]}
     split["seen"] = ml_protocols.seen_rows(data["train"], data["test"], data["movies"])
     rows = ml_runs.run_baselines(split, data["movies"])
     return {
-        name: {**row["metrics"]["all"], "seen_excluded": row["metrics"]["excluded"],
-               "train_seconds": row.get("train_seconds")}
+        name: {
+            **row["metrics"]["all"],
+            "seen_excluded": row["metrics"]["excluded"],
+            "train_seconds": row.get("train_seconds"),
+        }
         for name, row in rows.items()
     }
 
@@ -183,7 +193,8 @@ def run_comparison(name: str, settings: dict, paths: dict, data: dict, args, loa
             if side != "tfrs":
                 summary[ROW_NAMES[side]]["ratio"] = ml_report.ratio(summary[ROW_NAMES[side]], summary["TFRS"])
         summary["TFRS"]["tfrs_own_factorized_top_k"] = {
-            k: float(np.mean([r["tfrs_metrics"][k] for r in runs["tfrs"]])) for k in runs["tfrs"][0]["tfrs_metrics"]
+            k: float(np.mean([r["tfrs_metrics"][k] for r in runs["tfrs"]]))
+            for k in runs["tfrs"][0]["tfrs_metrics"]
         }
     # The smoke run keeps one end-to-end run (the exports of the `best` towers take seconds).
     if not args.no_end_to_end and not (args.smoke and name != "same"):
@@ -203,26 +214,38 @@ def run_comparison(name: str, settings: dict, paths: dict, data: dict, args, loa
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", required=True, help="the ml-100k folder, or the ml-1m-cs100-subset folder")
     parser.add_argument(
-        "--movies", default=None,
+        "--movies",
+        default=None,
         help="the ml-1m folder (movies.dat, users.dat) for the subset (default: ml-1m next to --data)",
     )
-    parser.add_argument("--out", default=None, help="JSON to write (default bench/results/movielens-NAME.json)")
+    parser.add_argument(
+        "--out", default=None, help="JSON to write (default bench/results/movielens-NAME.json)"
+    )
     parser.add_argument("--comparisons", default="same,best", help="same, best, or both (comma-separated)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3, help="runs per model (seeds 42, 43, ...)")
     parser.add_argument("--no-tfrs", action="store_true", help="skip the TFRS reference")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the `tfrs_twotower.train` run")
-    parser.add_argument("--best", default=None, help="JSON overriding the `best` settings, e.g. '{\"epochs\": 10}'")
     parser.add_argument(
-        "--ablations", action="store_true",
+        "--best", default=None, help="JSON overriding the `best` settings, e.g. '{\"epochs\": 10}'"
+    )
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
         help="add rows of ours without each speed-up: the loss by TF ops instead of the fused kernel, and "
         "Keras 3's Adagrad (dense updates of the whole table) instead of `RowSparseAdagrad`",
     )
-    parser.add_argument("--workdir", default=None, help="where data and runs go (default: a temporary folder)")
-    parser.add_argument("--smoke", action="store_true", help="400 ratings, 1 epoch, 1 run, small batches: seconds")
+    parser.add_argument(
+        "--workdir", default=None, help="where data and runs go (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="400 ratings, 1 epoch, 1 run, small batches: seconds"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.runs = 1, 1
@@ -293,7 +316,9 @@ def main(argv=None) -> dict:
         "runs": report_runs,
         "table": table,
     }
-    out = args.out or os.path.join(BENCH, "results", f"movielens-{data['name']}{'-smoke' if args.smoke else ''}.json")
+    out = args.out or os.path.join(
+        BENCH, "results", f"movielens-{data['name']}{'-smoke' if args.smoke else ''}.json"
+    )
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(report, f, indent=1, default=float)

@@ -33,7 +33,13 @@ SCHEMAS = {
     "ml-100k": os.path.join(REPO, "schemas", "movielens-100k.json"),
     "ml-1m-subset": os.path.join(REPO, "schemas", "movielens-1m.json"),
 }
-PROTOCOLS = ("ml-100k/random/42", "ml-100k/random/43", "ml-100k/random/44", "ml-100k/last", "ml-1m-subset/last")
+PROTOCOLS = (
+    "ml-100k/random/42",
+    "ml-100k/random/43",
+    "ml-100k/random/44",
+    "ml-100k/last",
+    "ml-1m-subset/last",
+)
 # Named flag sets added to the required flags. `defaults` adds nothing; the others spell out every
 # objective flag, so that they mean the same whatever the defaults are.
 PLAIN = {"sampling_bias_correction": "none", "l2_normalize": False, "temperature": None}
@@ -70,7 +76,16 @@ SETTINGS = {
         "remove_accidental_hits": True,
     },
 }
-TFRS = {"model": "full", "optimizer": "adagrad", "learning_rate": 0.1, "hidden": [], "output_dim": 64, "seed": 42}
+# The settings that spell out the package's defaults (`defaults` names none and gets them implicitly).
+DEFAULTS = ("defaults", "counts-l2-t0.2")
+TFRS = {
+    "model": "full",
+    "optimizer": "adagrad",
+    "learning_rate": 0.1,
+    "hidden": [],
+    "output_dim": 64,
+    "seed": 42,
+}
 
 
 def _split(data_dir: str, protocol: str, cache: dict, smoke: bool) -> tuple[dict, dict, list]:
@@ -108,9 +123,16 @@ def run(args) -> None:
                 target = os.path.join(args.out, key + ".json")
                 if os.path.exists(target):
                     continue
-                record = {"protocol": protocol, "setting": setting, "batch_size": batch, "epochs": args.epochs,
-                          "train_pairs": len(split["train"]), "test_pairs": len(split["test"]),
-                          "movies": len(movies), "load_before": os.getloadavg()}
+                record = {
+                    "protocol": protocol,
+                    "setting": setting,
+                    "batch_size": batch,
+                    "epochs": args.epochs,
+                    "train_pairs": len(split["train"]),
+                    "test_pairs": len(split["test"]),
+                    "movies": len(movies),
+                    "load_before": os.getloadavg(),
+                }
                 out = os.path.join(work, "runs", key)
                 if setting == "baselines":
                     record["rows"] = ml_runs.run_baselines(split, movies)
@@ -129,16 +151,24 @@ def run(args) -> None:
                 with open(target, "w") as f:
                     json.dump(record, f, indent=1, default=float)
                 row = next(iter(record["rows"].values()))["metrics"]
-                print(f"{key}: R@10 {row['all']['recall_at_10']:.4f} R@100 {row['all']['recall_at_100']:.4f} "
-                      f"excluded R@10 {row['excluded']['recall_at_10']:.4f} "
-                      f"R@100 {row['excluded']['recall_at_100']:.4f}", flush=True)
+                print(
+                    f"{key}: R@10 {row['all']['recall_at_10']:.4f} R@100 {row['all']['recall_at_100']:.4f} "
+                    f"excluded R@10 {row['excluded']['recall_at_10']:.4f} "
+                    f"R@100 {row['excluded']['recall_at_100']:.4f}",
+                    flush=True,
+                )
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=("run", "report"))
-    parser.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"),
-                        help="folder with ml-100k/, ml-1m/ and ml-1m-cs100-subset/")
+    parser.add_argument(
+        "--data",
+        default=os.path.join(os.path.dirname(REPO), "shared", "data"),
+        help="folder with ml-100k/, ml-1m/ and ml-1m-cs100-subset/",
+    )
     parser.add_argument("--out", default="/tmp/bench/protocols", help="one JSON per run goes here")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--settings", default="defaults", help=f"names of {list(SETTINGS)} or JSON flags")
@@ -146,15 +176,18 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--tfrs", action="store_true", help="also run TFRS (bench/reference_tfrs.py)")
     parser.add_argument("--schema", default=None, help="override the repository's schema")
-    parser.add_argument("--end-to-end", action="store_true",
-                        help="our runs are whole `tfrs_twotower.train` runs in a subprocess (exports, per-epoch "
-                        "evaluation), not the stages in this process")
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="our runs are whole `tfrs_twotower.train` runs in a subprocess (exports, per-epoch "
+        "evaluation), not the stages in this process",
+    )
     parser.add_argument("--smoke", action="store_true", help="400 ratings of --data")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args)
     else:
-        print(ml_report.protocol_tables(ml_report.load_runs(args.out)))
+        print(ml_report.protocol_tables(ml_report.load_runs(args.out), DEFAULTS))
 
 
 if __name__ == "__main__":

@@ -121,7 +121,8 @@ def main(argv=None) -> dict:
                 options["num_hard_negatives"] = 8
 
     data = harness.ml_data.load_data(args.data, smoke=args.smoke)
-    paths = harness.ml_data.write_data(data, args.workdir or tempfile.mkdtemp(prefix="objective_options_"))["full"]
+    workdir = args.workdir or tempfile.mkdtemp(prefix="objective_options_")
+    paths = harness.ml_data.write_data(data, workdir)["full"]
     train, test, movies = (harness.ml_data.read_jsonl(paths[k]) for k in ("train", "test", "movies"))
     load = [os.getloadavg()]
     runs: dict[str, list] = {}

@@ -143,7 +143,12 @@ def test_protocols_smoke(tmp_path, write_movielens, load_bench, capsys):
     for run in runs.values():
         for row in run["rows"].values():
             for side in ("all", "excluded"):
-                assert 0.0 <= row["metrics"][side]["recall_at_10"] <= row["metrics"][side]["recall_at_100"] <= 1.0
+                assert (
+                    0.0
+                    <= row["metrics"][side]["recall_at_10"]
+                    <= row["metrics"][side]["recall_at_100"]
+                    <= 1.0
+                )
     staged = last["rows"]["ours"]["metrics"]
     whole = runs["ml-100k-last__defaults__b64__e1__train.json"]["rows"]["ours"]["metrics"]
     # Same seed, same stages: the exported SavedModel ranks as the in-process towers (0.55 both here).
@@ -171,5 +176,8 @@ def test_leave_last_out_split(load_bench):
 
     split = protocols.make_split(data, "last")
 
-    assert [(r["query"]["user_id"], r["candidate"]["movie_id"]) for r in split["test"]] == [("b", "1"), ("a", "3")]
+    assert [(r["query"]["user_id"], r["candidate"]["movie_id"]) for r in split["test"]] == [
+        ("b", "1"),
+        ("a", "3"),
+    ]
     assert [list(s) for s in split["seen"]] == [[2], [0, 1]]  # corpus rows of the other movies rated

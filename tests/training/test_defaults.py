@@ -48,13 +48,14 @@ def test_auto_correction_is_counts_with_a_candidate_id_else_none():
     assert config.bias_correction("item_id") == "counts"
     assert config.bias_correction(None) is None
     assert TrainingConfig(**REQUIRED, sampling_bias_correction="none").bias_correction("item_id") is None
-    assert TrainingConfig(**REQUIRED, sampling_bias_correction="estimate").bias_correction("item_id") == "estimate"
+    assert (
+        TrainingConfig(**REQUIRED, sampling_bias_correction="estimate").bias_correction("item_id")
+        == "estimate"
+    )
 
 
 def test_default_model_uses_counts_logq_and_cosine_logits():
-    model = build_model(
-        TrainingConfig(**REQUIRED), load_schema(WITH_ID), candidate_counts={"i1": 3, "i2": 1}
-    )
+    model = build_model(TrainingConfig(**REQUIRED), load_schema(WITH_ID), candidate_counts={"i1": 3, "i2": 1})
     assert model.sampling_probability == "counts" and model.task.temperature == 0.2
     query = model.query_tower({"user_id": np.array(["u1", "u2"])}).numpy()
     np.testing.assert_allclose(np.linalg.norm(query, axis=1), 1.0, rtol=1e-5)

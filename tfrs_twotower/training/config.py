@@ -131,9 +131,9 @@ class TrainingConfig:
     eval_top_k: str = _field("1,5,10,50,100", "The K of the full-corpus Recall@K metrics, comma-separated.")
     l2_normalize: bool = _field(
         True,
-        "L2-normalise both towers' outputs (cosine similarity). On by default with `temperature` 0.2 (the best "
-        "of docs/benchmarks.md's MovieLens protocols); false (with `temperature` none and "
-        "`sampling_bias_correction` none) is TFRS's plain softmax.",
+        "L2-normalise both towers' outputs (cosine similarity). On by default, with `temperature` 0.2: the "
+        "best of docs/benchmarks.md's MovieLens protocols. False, with `temperature` none and "
+        "`sampling_bias_correction` none, is TFRS's plain softmax.",
     )
     tower_projection: bool = _field(
         True,
@@ -149,9 +149,9 @@ class TrainingConfig:
     )
     sampling_bias_correction: str | None = _field(
         "auto",
-        "logQ correction of in-batch softmax: 'auto' (the default: 'counts' when the candidate side has an Id "
-        "feature, else none; it beats plain in-batch softmax and most-popular on every MovieLens protocol "
-        "of docs/benchmarks.md), 'counts' (exact candidate frequencies of the training data), 'estimate' "
+        "logQ correction of in-batch softmax: 'auto' (the default: 'counts' when the candidate side has an "
+        "Id feature, else none; far above plain in-batch softmax on docs/benchmarks.md's MovieLens "
+        "protocols), 'counts' (exact candidate frequencies of the training data), 'estimate' "
         "(streaming estimate, Yi et al. 2019), a candidate Numeric feature holding the probability, or none "
         "(TFRS's plain softmax).",
     )
