@@ -3,12 +3,15 @@
 Usage:
     python bench/fused_loss.py --out bench/results/fused_loss.json
     python bench/fused_loss.py --small --out OUT.json   # CI smoke: tests/bench/test_fused_loss_smoke.py
+    python bench/fused_loss.py --batches 4096 --dims 64 --xla --out OUT.json  # + TF ops under XLA
 
 For each batch size B and embedding width D: random `[B, D]` query and candidate embeddings (as variables),
 one `tf.function` computing `Retrieval(...)(queries, candidates)` and its gradient with respect to both,
 timed as the median of `--repeats` calls after one warm-up call (tracing). Variants: the plain loss
 (the TFRS tutorial's) and the loss with temperature, logQ correction and accidental-hit removal (what
-`train` uses with those options). Also checks that both paths give the same loss (relative difference).
+`train` uses with those options); `--xla` adds the TF ops compiled by XLA (`jit_compile=True`: the
+alternative to the kernel weighed in docs/architecture.md, "Decision: loss compute paths"). Also checks
+that both paths give the same loss (relative difference).
 Then the kernel alone (`fused_softmax.softmax_cross_entropy`, NumPy in and out) on each fast code path
 this CPU runs (AVX-512, AVX2; the portable C reference is far slower than TF and not timed), at B = 8192.
 """
@@ -28,7 +31,9 @@ import tensorflow as tf
 from tfrs_twotower.tasks import Retrieval, fused_softmax
 
 
-def time_step(task: Retrieval, batch: int, dim: int, options: bool, repeats: int) -> tuple[float, float]:
+def time_step(
+    task: Retrieval, batch: int, dim: int, options: bool, repeats: int, xla: bool = False
+) -> tuple[float, float]:
     """(median seconds per loss + gradient call, loss value)."""
     rng = np.random.default_rng(0)
     queries = tf.Variable(rng.standard_normal((batch, dim)).astype("float32") * 0.3)
@@ -41,7 +46,7 @@ def time_step(task: Retrieval, batch: int, dim: int, options: bool, repeats: int
             "candidate_sampling_probability": tf.constant(np.bincount(ids)[ids].astype("float32") / batch),
         }
 
-    @tf.function
+    @tf.function(jit_compile=xla)
     def step():
         with tf.GradientTape() as tape:
             loss = task(queries, candidates, **extra)
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", default="1024,4096,8192,16384")
     parser.add_argument("--dims", default="32,64")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--xla", action="store_true", help="also time the TF ops compiled by XLA")
     parser.add_argument("--small", action="store_true", help="CI smoke: B = 256, D = 16, 2 repeats")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -86,8 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("The fused kernel is not built (`pip install -e .` with a C compiler).")
 
     rows = []
-    header = "| B | D | loss | TF ops ms | fused ms | speed-up | relative loss difference |"
-    print(header + "\n|---|---|---|---|---|---|---|")
+    xla_column = " TF ops + XLA ms |" if args.xla else ""
+    header = f"| B | D | loss | TF ops ms |{xla_column} fused ms | speed-up | relative loss difference |"
+    print(header + "\n|---|---|---|---|---|---|---|" + ("---|" if args.xla else ""))
     for batch in (int(b) for b in args.batches.split(",")):
         for dim in (int(d) for d in args.dims.split(",")):
             for options in (False, True):
@@ -98,6 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
                 fused_seconds, fused_loss = time_step(
                     Retrieval(fused=True, **settings), batch, dim, options, args.repeats
                 )
+                if args.xla:
+                    xla_seconds, _ = time_step(
+                        Retrieval(fused=False, **settings), batch, dim, options, args.repeats, xla=True
+                    )
                 row = {
                     "batch": batch,
                     "dim": dim,
@@ -107,9 +118,13 @@ def main(argv: list[str] | None = None) -> dict:
                     "speedup": tf_seconds / fused_seconds,
                     "relative_loss_difference": abs(fused_loss - tf_loss) / abs(tf_loss),
                 }
+                if args.xla:
+                    row["tf_ops_xla_ms"] = 1000 * xla_seconds
                 rows.append(row)
                 print(
-                    f"| {batch} | {dim} | {row['loss']} | {row['tf_ops_ms']:.1f} | {row['fused_ms']:.1f} | "
+                    f"| {batch} | {dim} | {row['loss']} | {row['tf_ops_ms']:.1f} |"
+                    + (f" {row['tf_ops_xla_ms']:.1f} |" if args.xla else "")
+                    + f" {row['fused_ms']:.1f} | "
                     f"{row['speedup']:.2f}x | {row['relative_loss_difference']:.1e} |",
                     flush=True,
                 )

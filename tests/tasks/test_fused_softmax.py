@@ -189,9 +189,28 @@ def _retrieval_loss_and_grads(task, queries, candidates, **options):
             },
         ),
         ({}, {"extra_negative_embeddings": "extra", "candidate_sampling_probability": "probability"}),
+        ({"temperature": 0.5}, {"extra_negative_embeddings": "extra"}),  # extra negatives, no logQ at all
+        (
+            {},
+            {
+                "extra_negative_embeddings": "extra",
+                "extra_negative_sampling_probability": "extra_probability",
+            },
+        ),
+        (
+            {"remove_accidental_hits": True},
+            {
+                "candidate_ids": "int_ids",
+                "extra_negative_embeddings": "extra",
+                "extra_negative_ids": "extra_int_ids",
+            },
+        ),
+        ({"loss_reduction": "mean"}, {"extra_rows": 6, "candidate_sampling_probability": "probability"}),
+        ({}, {"sample_weight": "zero_weights"}),  # rows of weight 0 count for nothing on both paths
     ],
 )
 def test_retrieval_fused_equals_tf_ops(task_args, options):
+    """Every option the fused kernel takes, alone and combined (docs/architecture.md's parity table)."""
     rng = np.random.default_rng(5)
     batch, extra_rows, dim, extra = 40, options.pop("extra_rows", 0), 16, 10
     names = rng.integers(0, 6, batch + extra_rows)
@@ -203,6 +222,8 @@ def test_retrieval_fused_equals_tf_ops(task_args, options):
         "int_ids": tf.constant(names),
         "extra": rng.standard_normal((extra, dim)).astype(np.float32),
         "extra_ids": tf.constant([f"item-{n}" for n in extra_names]),
+        "extra_int_ids": tf.constant(extra_names),
+        "zero_weights": np.where(np.arange(batch) % 3 == 0, 0.0, 1.0).astype(np.float32),
         "extra_probability": rng.uniform(0, 0.2, extra).astype(np.float32),
     }
     call_options = {name: data[key] for name, key in options.items()}

@@ -41,9 +41,15 @@ def read(path):
         return json.load(f)
 
 
-def test_jsonl_run_writes_every_output_and_counts_every_record(sample, tmp_path):
-    result = train(config(sample, tmp_path / "job"))
-    job = tmp_path / "job"
+@pytest.fixture(scope="module")
+def finished(sample, tmp_path_factory):
+    """One finished 2-epoch JSONL run, shared by the tests that only read it (never write into it)."""
+    job = tmp_path_factory.mktemp("finished") / "job"
+    return job, train(config(sample, job))
+
+
+def test_jsonl_run_writes_every_output_and_counts_every_record(finished):
+    job, result = finished
     for name in (
         "query_model/saved_model.pb",
         "candidate_model/saved_model.pb",
@@ -71,8 +77,8 @@ def test_jsonl_run_writes_every_output_and_counts_every_record(sample, tmp_path)
     assert result.example is not None and len(result.example["top"]) == 5
 
 
-def test_tfrecord_and_jsonl_give_the_same_counts_and_split(sample, tmp_path):
-    jsonl = train(config(sample, tmp_path / "a", num_epochs=1))
+def test_tfrecord_and_jsonl_give_the_same_counts_and_split(sample, finished, tmp_path):
+    _, jsonl = finished
     tfrecord = train(
         config(
             sample,
@@ -150,8 +156,8 @@ def test_separate_eval_and_candidate_files(sample, tmp_path):
     assert counts["corpus_size"] == sample.num_items
 
 
-def test_used_job_dir_refuses_then_overwrites(sample, tmp_path):
-    train(config(sample, tmp_path / "job", num_epochs=1))
+def test_used_job_dir_refuses_then_overwrites(sample, finished, tmp_path):
+    shutil.copytree(finished[0], tmp_path / "job")  # a finished run, whatever its settings
     with pytest.raises(JobDirError, match="holds a finished run"):
         train(config(sample, tmp_path / "job", num_epochs=1))
     result = train(config(sample, tmp_path / "job", num_epochs=1, overwrite=True))
@@ -194,10 +200,10 @@ def test_cli_train_prints_metrics_and_example(sample, tmp_path, capsys):
     assert "val_recall_at_10" in out and "Example query:" in out and "query_model" in out
 
 
-def test_encoders_reload_and_match_in_memory(sample, tmp_path):
-    result = train(config(sample, tmp_path / "job", num_epochs=1))
-    reloaded = tf.saved_model.load(str(tmp_path / "job" / "candidate_model"))
-    ids = np.loadtxt(tmp_path / "job" / "candidate_embeddings" / "ids.txt", dtype=str)
+def test_encoders_reload_and_match_in_memory(sample, finished):
+    job, result = finished
+    reloaded = tf.saved_model.load(str(job / "candidate_model"))
+    ids = np.loadtxt(job / "candidate_embeddings" / "ids.txt", dtype=str)
     assert list(ids) == result.candidate_ids
     docs = [json.loads(line) for line in open(sample.candidates_jsonl)][:5]
     from tfrs_twotower.data.batching import side_columns
@@ -208,7 +214,6 @@ def test_encoders_reload_and_match_in_memory(sample, tmp_path):
     ]
     in_memory = result.model.candidate_tower({k: tf.constant(v) for k, v in columns.items()})
     np.testing.assert_allclose(served.numpy(), in_memory.numpy(), rtol=1e-5, atol=1e-6)
-    shutil.rmtree(tmp_path / "job")
 
 
 def test_extra_features_are_refused_unless_allowed(sample, tmp_path):
