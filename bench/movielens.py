@@ -1,7 +1,7 @@
 """MovieLens: our two-tower model against the TensorFlow Recommenders reference, side by side in one run.
 
 Usage:
-    python bench/movielens.py --data ../shared/data/ml-100k
+    python bench/movielens.py                              # ml-100k: a local copy, else downloaded
     python bench/movielens.py --data ../shared/data/ml-1m-cs100-subset --epochs 10 --runs 1
     python bench/movielens.py --data DIR --smoke          # a few hundred pairs, one epoch: CI smoke
 
@@ -217,7 +217,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True, help="the ml-100k folder, or the ml-1m-cs100-subset folder")
+    parser.add_argument(
+        "--data", default=None,
+        help="the ml-100k folder (default: movielens.movielens_dir), or the ml-1m-cs100-subset folder",
+    )
     parser.add_argument(
         "--movies",
         default=None,
@@ -247,6 +250,10 @@ def parse_args(argv):
         "--smoke", action="store_true", help="400 ratings, 1 epoch, 1 run, small batches: seconds"
     )
     args = parser.parse_args(argv)
+    if not args.data:
+        from tfrs_twotower.movielens import movielens_dir
+
+        args.data = movielens_dir("ml-100k")  # a local copy, else downloaded from GroupLens
     if args.smoke:
         args.epochs, args.runs = 1, 1
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="movielens_bench_")

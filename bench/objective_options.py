@@ -2,7 +2,7 @@
 switched on alone, and together.
 
 Usage:
-    python bench/objective_options.py --data ../shared/data/ml-100k
+    python bench/objective_options.py [--data DIR]
     python bench/objective_options.py --data DIR --smoke      # 400 ratings, 1 epoch, 1 seed: seconds
 
 Data as bench/movielens.py: every rating of `u.data` is a pair, random 80/20 split with seed 42, all 1,682
@@ -98,7 +98,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True, help="the ml-100k folder")
+    parser.add_argument("--data", default=None, help="the ml-100k folder (default: movielens.movielens_dir)")
     parser.add_argument(
         "--out", default=None, help="JSON to write (default bench/results/objective_options.json)"
     )
@@ -107,6 +107,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--smoke", action="store_true", help="400 ratings, 1 epoch, 1 seed, batch 64")
     args = parser.parse_args(argv)
+    if not args.data:
+        from tfrs_twotower.movielens import movielens_dir
+
+        args.data = movielens_dir("ml-100k")  # a local copy, else downloaded from GroupLens
     seeds = [int(s) for s in args.seeds.split(",") if s]
     base = dict(BASE)
     rows = {name: ROWS[name] for name in (args.rows.split(";") if args.rows else ROWS)}

@@ -1,7 +1,7 @@
 """Cold-start retrieval with text on MovieLens 100K: the offline text presets against a trainable baseline.
 
 Usage:
-    python bench/text_encoders.py --data ../shared/data/ml-100k --out bench/results/text_encoders.json
+    python bench/text_encoders.py [--data DIR] --out bench/results/text_encoders.json
     python bench/text_encoders.py --data DIR --out OUT.json --small      # seconds: CI smoke
 
 Data: every rating >= 4 of `u.data` is a (user, movie) positive pair. About 20% of the movies (grouped by
@@ -250,7 +250,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", required=True, help="the ml-100k folder (u.data, u.item, u.user, u.genre)")
+    parser.add_argument(
+        "--data", default=None, help="the ml-100k folder (u.data, ...; default: movielens.movielens_dir)"
+    )
     parser.add_argument("--out", required=True, help="the JSON file to write")
     parser.add_argument("--small", action="store_true", help="a few hundred pairs, 1 epoch, 1 seed: seconds")
     titled = ["bag-of-words", *offline_presets()]
@@ -270,6 +272,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--workdir", default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--throughput-only", action="store_true", help="measure the encoders, train nothing")
     args = parser.parse_args(argv)
+    if not args.data:
+        args.data = movielens.movielens_dir("ml-100k")  # a local copy, else downloaded from GroupLens
     args.hidden = [int(u) for u in args.hidden.split(",") if u]
     variants = [v for v in args.variants.split(",") if v]
     seeds = [int(s) for s in args.seeds.split(",") if s]

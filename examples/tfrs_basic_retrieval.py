@@ -17,7 +17,10 @@ differences are marked `# PORT:`:
   default serving signature).
 
 Run:
-    python examples/tfrs_basic_retrieval.py [--data_dir ../shared/data/ml-100k] [--fast] [--export_dir DIR]
+    python examples/tfrs_basic_retrieval.py [--data_dir DIR] [--fast] [--export_dir DIR]
+
+MovieLens 100K comes from `--data_dir`, else `movielens.movielens_dir` (a local copy under
+$TFRS_TWOTOWER_DATA or an earlier download, else 5 MB from GroupLens).
 
 `--fast` trains one epoch on 20,000 ratings (a smoke run, about 20 s on 2 CPU cores); the full program
 (3 epochs on 80,000 ratings, as the tutorial) takes about 1.5 minutes and reaches a test top-100
@@ -161,13 +164,14 @@ def main(data_dir: str, fast: bool = False, export_dir: str | None = None) -> di
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_dir", default=os.path.join(movielens.default_data_dir(), "ml-100k"),
-                        help="the ml-100k folder (default: $TFRS_TWOTOWER_DATA/ml-100k, else "
-                        "../shared/data/ml-100k)")
+    parser.add_argument("--data_dir", default=None,
+                        help="the ml-100k folder (default: $TFRS_TWOTOWER_DATA/ml-100k or an earlier "
+                        "download, else downloaded from GroupLens)")
     parser.add_argument("--fast", action="store_true", help="1 epoch on 20,000 ratings")
     parser.add_argument("--export_dir", default=None,
                         help="where the index SavedModel goes (default: a temp dir)")
     args = parser.parse_args()
-    metrics = main(args.data_dir, fast=args.fast, export_dir=args.export_dir)
+    data_dir = args.data_dir or movielens.movielens_dir("ml-100k")
+    metrics = main(data_dir, fast=args.fast, export_dir=args.export_dir)
     for name, value in sorted(metrics.items()):
         print(f"{name}: {value:.4f}")

@@ -204,3 +204,40 @@ def test_ml1m_candidates_and_schema(ml1m):
 def test_docstring_examples_run():
     result = doctest.testmod(movielens)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_movielens_dir_finds_local_data_first(tmp_path, monkeypatch):
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "u.data").write_text("")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert movielens.movielens_dir("ml-100k", data_dir=str(folder)) == str(folder)
+    assert movielens.movielens_dir("ml-100k", data_dir=str(tmp_path)) == str(folder)
+    monkeypatch.setenv("TFRS_TWOTOWER_DATA", str(tmp_path))
+    assert movielens.movielens_dir("ml-100k", download=False) == str(folder)
+
+
+def test_movielens_dir_downloads_from_grouplens_when_missing(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("TFRS_TWOTOWER_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(movielens, "default_data_dir", lambda: str(tmp_path / "empty"))
+    with pytest.raises(
+        FileNotFoundError, match=r"Download https://files.grouplens.org/datasets/movielens/ml-1m"
+    ):
+        movielens.movielens_dir("ml-1m", download=False)
+    calls = []
+
+    def fake_get_file(fname, origin, extract):
+        calls.append((fname, origin, extract))
+        return str(tmp_path / "keras" / "datasets" / fname)
+
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    path = movielens.movielens_dir("ml-100k")
+    assert calls == [
+        ("movielens-ml-100k", "https://files.grouplens.org/datasets/movielens/ml-100k.zip", True)
+    ]
+    assert path == str(tmp_path / "keras" / "datasets" / "movielens-ml-100k" / "ml-100k")
+    with pytest.raises(FileNotFoundError, match="cannot be downloaded"):
+        movielens.movielens_dir("ml-1m-cs100-subset")

@@ -58,8 +58,11 @@ class ExportError(UserError, FileNotFoundError):
         return str(self.args[0]) if self.args else ""
 
 
-class ModelLoadError(UserError, ValueError):
-    """A model path or handle (`embedding_module`) that is not a loadable SavedModel."""
+class ModelLoadError(UserError, FileNotFoundError):
+    """A model path or handle (`embedding_module`) that is missing or not a loadable SavedModel."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ResourceLimitError(UserError, ValueError):

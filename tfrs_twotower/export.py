@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_twotower.data import batching
+from tfrs_twotower.features.finite import check_finite
 from tfrs_twotower.schema import FeatureSpec, load_schema
 
 QUERY_MODEL_DIR = "query_model"
@@ -40,13 +41,15 @@ def side_signature(schema: Any, side: str) -> dict[str, tf.TensorSpec]:
 class _Encoder(tf.Module):
     """What an encoder SavedModel holds: the tower and its serving function."""
 
-    def __init__(self, tower: keras.layers.Layer, signature: dict[str, tf.TensorSpec]):
+    def __init__(self, tower: keras.layers.Layer, signature: dict[str, tf.TensorSpec], side: str = "query"):
         super().__init__(name=None)
         self.tower = tower
+        self._signature, self._side = signature, side
         self.serve = tf.function(self._serve, input_signature=[signature])
 
     @tf.autograph.experimental.do_not_convert
     def _serve(self, features):
+        features = check_finite(features, self._signature, self._side)  # inf/NaN: an error naming it
         return {"encoding": self.tower(features, training=False)}
 
 
@@ -63,7 +66,7 @@ def export_encoder(tower: keras.layers.Layer, schema: Any, side: str, path: str)
     >>> serve(user_id=tf.constant(["u1"]), age=tf.constant([[31.0]]))["encoding"].shape  # doctest: +SKIP
     TensorShape([1, 64])
     """
-    module = _Encoder(tower, side_signature(schema, side))
+    module = _Encoder(tower, side_signature(schema, side), side)
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     return path
 

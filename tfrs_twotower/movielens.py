@@ -1,7 +1,8 @@
 """Converters from the GroupLens MovieLens files to pair records and candidate documents.
 
-MovieLens is never copied into the repository: the files are read from a folder, by default
-`$TFRS_TWOTOWER_DATA` or else `<repo>/../shared/data` (see `default_data_dir`).
+MovieLens is never copied into the repository: `movielens_dir("ml-100k")` finds the folder locally
+(`$TFRS_TWOTOWER_DATA`, an earlier download, this project's own data folder) or downloads it from
+GroupLens with `keras.utils.get_file` (ml-100k: 5 MB; ml-1m: 6 MB) into Keras's cache, `~/.keras/datasets`.
 
 A pair record is `{"query": {...}, "candidate": {...}}` with values as in docs/architecture.md (Id a
 string; Categorical, Numeric, Text lists). Records share one dict per user and per movie, so treat them
@@ -15,7 +16,7 @@ ratings at or above it). The schemas are `schemas/movielens-100k.json` and `sche
   else an empty list).
 
 Example:
->>> records = load_movielens_100k()  # doctest: +SKIP
+>>> records = load_movielens_100k(movielens_dir("ml-100k"))  # doctest: +SKIP
 >>> train, test = split_random(records, test_fraction=0.2, seed=42)  # doctest: +SKIP
 >>> write_pairs_jsonl(train, "/tmp/ml100k/train.jsonl")  # doctest: +SKIP
 80000
@@ -87,6 +88,60 @@ def default_data_dir() -> str:
         return os.environ[DATA_ENV_VAR]
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return os.path.normpath(os.path.join(repo, "..", "shared", "data"))
+
+
+GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
+# The file each folder must hold; only the GroupLens releases can be downloaded.
+_MARKERS = {"ml-100k": "u.data", "ml-1m": "movies.dat", "ml-1m-cs100-subset": "ratings.dat.gz"}
+_DOWNLOADABLE = ("ml-100k", "ml-1m")
+
+
+def movielens_dir(name: str = "ml-100k", download: bool = True, data_dir: str | None = None) -> str:
+    """The folder of MovieLens `name` ("ml-100k", "ml-1m"): found locally, else downloaded from GroupLens.
+
+    Looks in `data_dir`, then `$TFRS_TWOTOWER_DATA`, then an earlier download in Keras's cache
+    (`~/.keras/datasets`, or `$KERAS_HOME`), then this project's development data folder; otherwise
+    downloads `https://files.grouplens.org/datasets/movielens/<name>.zip` (about 5 MB) with
+    `keras.utils.get_file` into Keras's cache, once.
+
+    Raises:
+      FileNotFoundError: not found and `download=False` (or no download exists for `name`), naming
+        the places looked in and the URL.
+
+    Example:
+    >>> path = movielens_dir("ml-100k")  # doctest: +SKIP
+    >>> records = load_movielens_100k(path)  # doctest: +SKIP
+    """
+    if name not in _MARKERS:
+        raise ValueError(f"The `name` parameter must be one of {sorted(_MARKERS)}. Got {name!r} instead.")
+    cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "datasets")
+    places = [
+        data_dir,
+        os.environ.get(DATA_ENV_VAR),
+        os.path.join(cache, f"movielens-{name}"),
+        default_data_dir(),
+    ]
+    folders = [os.path.join(place, name) for place in places if place]
+    if data_dir:
+        folders.insert(0, data_dir)  # the folder itself
+    folders = list(dict.fromkeys(folders))
+    for folder in folders:
+        if os.path.exists(os.path.join(folder, _MARKERS[name])):
+            return folder
+    url = GROUPLENS_URL.format(name=name)
+    if not download or name not in _DOWNLOADABLE:
+        raise FileNotFoundError(
+            f"MovieLens `{name}` not found in {folders}. "
+            + (
+                f"Download {url} and unzip it there, or set ${DATA_ENV_VAR} to the folder holding `{name}/`."
+                if name in _DOWNLOADABLE
+                else f"It cannot be downloaded: set ${DATA_ENV_VAR} to its parent folder."
+            )
+        )
+    import keras  # here: downloading is the only use of Keras in this module
+
+    extracted = keras.utils.get_file(f"movielens-{name}", origin=url, extract=True)
+    return os.path.join(extracted, name)
 
 
 def _read_lines(path: str, encoding: str) -> list[str]:
@@ -172,7 +227,7 @@ def load_movielens_100k(path: str | None = None, min_rating: float | None = None
       ValueError: when a line does not have the expected fields.
 
     Example:
-    >>> records = load_movielens_100k()  # doctest: +SKIP
+    >>> records = load_movielens_100k(movielens_dir("ml-100k"))  # doctest: +SKIP
     >>> records[0]["query"]["user_id"], records[0]["candidate"]["movie_id"]  # doctest: +SKIP
     ('196', '242')
     """

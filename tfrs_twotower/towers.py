@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfrs_twotower.features.encoder import FeatureEncoder
 from tfrs_twotower.schema import load_schema
+from tfrs_twotower.text.projection import projection_initializer
 
 
 @keras.saving.register_keras_serializable(package="tfrs_twotower")
@@ -78,7 +79,14 @@ class Tower(keras.layers.Layer):
             keras.layers.Dense(units, activation=activation, name=f"hidden_{i + 1}")
             for i, units in enumerate(hidden_units)
         ]
-        self.output_layer = keras.layers.Dense(output_dim, name="projection") if projection else None
+        # Trainable text features start the projection at the identity (a lexical-match prior; see
+        # text/projection.py); with hidden layers, or without such features, Keras's default.
+        prior = None if hidden_units else projection_initializer(feature_encoder)
+        self.output_layer = (
+            keras.layers.Dense(output_dim, name="projection", kernel_initializer=prior or "glorot_uniform")
+            if projection
+            else None
+        )
 
     def build(self, input_shape=None):
         # The sublayers build here, not on the first call, so a reloaded `.keras` model has its weights to

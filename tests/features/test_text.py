@@ -24,11 +24,20 @@ def test_unicode_and_long_text():
     assert np.all(np.isfinite(out)) and np.abs(out).sum() > 0
 
 
-def test_encoder_is_frozen_and_config_round_trips():
+def test_preset_encoder_is_frozen_and_config_round_trips():
+    feature = TextFeatureEncoder("@hashed-ngrams", name="title")
+    feature(tf.constant([["x"]]))
+    assert feature.trainable_weights == [] and not feature.identity_projection
+    clone = TextFeatureEncoder.from_config(feature.get_config())
+    np.testing.assert_allclose(clone(tf.constant([["a b"]])).numpy(), feature(tf.constant([["a b"]])).numpy())
+
+
+def test_default_encoder_trains_and_config_round_trips():
     feature = TextFeatureEncoder(name="title")
     feature(tf.constant([["x"]]))
-    assert feature.trainable_weights == []
+    assert [w.name for w in feature.trainable_weights] == ["embeddings"] and feature.identity_projection
     clone = TextFeatureEncoder.from_config(feature.get_config())
+    assert clone.get_config() == feature.get_config()
     np.testing.assert_allclose(clone(tf.constant([["a b"]])).numpy(), feature(tf.constant([["a b"]])).numpy())
 
 

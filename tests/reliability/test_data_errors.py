@@ -138,3 +138,19 @@ def test_unknown_feature_hint_names_the_flag_and_the_argument():
         info.value
     )
     assert os.path.basename("f.jsonl") in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_is_a_data_error(tmp_path):
+    path = tmp_path / "train.jsonl"
+    write_jsonl(RECORDS, str(path))
+    path.chmod(0)
+    with pytest.raises(DataError, match=r"train\.jsonl cannot be read \(PermissionDeniedError"):
+        scan(str(path), SAMPLE_SCHEMA)
+
+
+def test_a_directory_given_as_a_tfrecord_file_is_a_data_error(tmp_path):
+    from tfrs_twotower.data.compression import is_gzip
+
+    with pytest.raises(DataError, match=r"cannot be read \("):
+        is_gzip(str(tmp_path))

@@ -88,7 +88,7 @@ def test_nnlm_offline_fails_fast_with_clear_error(offline):
     with pytest.raises(
         hub_handles.HubUnavailableError,
         match=r"`@nnlm` \(https://tfhub.dev/google/nnlm-en-dim128/2\)"
-        r" is not in the TF Hub cache .* offline preset: @hashed-ngrams",
+        r" is not in the TF Hub cache .* offline preset: @lexical, @hashed-ngrams",
     ):
         get_text_encoder("@nnlm")
     assert time.monotonic() - start < 5

@@ -164,13 +164,14 @@ def test_used_job_dir_refuses_then_overwrites(sample, finished, tmp_path):
     assert len(result.history) == 1
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(sample, tmp_path):
+def test_interrupted_run_resumes_from_its_checkpoint(sample, finished, tmp_path):
     job = tmp_path / "job"
-    train(config(sample, job, num_epochs=1))
-    # Pretend the run died after epoch 1 of 2: its state says running, with the 2-epoch config.
+    shutil.copytree(finished[0], job)
+    # Pretend the 2-epoch run died here: its state says running, with its config (in this job-dir).
     state = read(job / "run_state.json")
     state["status"] = "running"
-    state["config"]["num_epochs"] = 2
+    state["config"]["job_dir"] = str(job)
+    assert state["config"]["num_epochs"] == 2
     (job / "run_state.json").write_text(json.dumps(state))
     with pytest.raises(JobDirError, match=r"num_epochs differ"):
         train(config(sample, job, num_epochs=3))
@@ -198,6 +199,7 @@ def test_cli_train_prints_metrics_and_example(sample, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "val_recall_at_10" in out and "Example query:" in out and "query_model" in out
+    assert "Reading the metrics:" in out and "most popular" in out and "per pair" in out
 
 
 def test_encoders_reload_and_match_in_memory(sample, finished):

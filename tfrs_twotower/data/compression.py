@@ -24,16 +24,26 @@ from tfrs_twotower.errors import DataError
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def _head(raw, path: str) -> bytes:
+    try:
+        return raw.read(2)
+    except tf.errors.OpError as e:  # unreadable: permissions, a directory, a vanished file
+        raise DataError(
+            f"{path} cannot be read ({type(e).__name__}: {e.message}). Check that the file exists and "
+            "that this user may read it."
+        ) from e
+
+
 def is_gzip(path: str) -> bool:
     """Whether `path` starts with the gzip magic bytes."""
     with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read(2) == GZIP_MAGIC
+        return _head(f, path) == GZIP_MAGIC
 
 
 def open_binary(path: str) -> IO[bytes]:
     """`path` opened for reading bytes, decompressed when it is gzip."""
     raw = tf.io.gfile.GFile(path, "rb")
-    if raw.read(2) == GZIP_MAGIC:
+    if _head(raw, path) == GZIP_MAGIC:
         raw.seek(0)
         return gzip.GzipFile(fileobj=raw, mode="rb")
     raw.seek(0)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import time
 from typing import Any, Callable, Iterator, Sequence
 
 from tfrs_twotower.data.corpus import CandidateKey, Corpus
@@ -84,6 +85,8 @@ class ScanResult:
       negatives_count: records with at least one explicit negative; `max_negatives`: the most in one.
       train_positive_counts: how often each candidate key is the positive of a train record (the
         candidates' sampling frequencies, for logQ correction).
+      eval_positive_counts: the same for the eval records (for the popularity baseline).
+      seconds: how long the scan took.
     """
 
     files: list[str]
@@ -100,6 +103,8 @@ class ScanResult:
     negatives_count: int = 0
     max_negatives: int = 0
     train_positive_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    eval_positive_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    seconds: float = 0.0
 
     @property
     def rejected_count(self) -> int:
@@ -122,7 +127,8 @@ class ScanResult:
     def summary(self) -> str:
         """A few human-readable lines for logs."""
         lines = [
-            f"{self.records_read} records read from {len(self.files)} {self.file_format} file(s): "
+            f"{self.records_read} records read from {len(self.files)} {self.file_format} file(s)"
+            + (f" in {self.seconds:.1f} s: " if self.seconds else ": ")
             + (
                 f"{self.train_count} train, {self.eval_count} eval, "
                 if self.kind == "pairs"
@@ -215,6 +221,7 @@ def scan(
     >>> result.train_count, len(result.corpus), result.numeric_stats["query"]["age"].mean
     (10, 3, 24.5)
     """
+    started = time.perf_counter()
     schema = load_schema(schema)
     parser = RecordParser(schema, allow_extra_features)
     result = ScanResult(
@@ -249,6 +256,7 @@ def scan(
                     key = candidate_key(record["candidate"])
                     if assigner.is_eval(location.index):
                         result.eval_count += 1
+                        result.eval_positive_counts[key] += 1
                     else:
                         result.train_count += 1
                         positive_counts[key] += 1
@@ -261,6 +269,7 @@ def scan(
     result.numeric_stats = {side: {} for side in ("query", "candidate")}
     for side, name, acc in accumulators:
         result.numeric_stats[side][name] = acc.result()
+    result.seconds = time.perf_counter() - started
     return result
 
 
@@ -277,6 +286,7 @@ def scan_candidates(
     A JSONL line is `{name: value}` with the candidate side's features; a TFRecord Example has the
     `candidate_<name>` keys. Arguments, errors and the result are as `scan`'s (`kind="candidates"`).
     """
+    started = time.perf_counter()
     schema = load_schema(schema)
     parser = RecordParser(schema, allow_extra_features)
     result = ScanResult(
@@ -298,4 +308,5 @@ def scan_candidates(
                     except BadRecordError as e:
                         reject(e)
     reject.check()
+    result.seconds = time.perf_counter() - started
     return result

@@ -8,17 +8,38 @@
   padded like training batches, or exactly as TF Serving's REST API converts them.
 """
 
-from tfrs_twotower.serving.documents import Document, read_documents
-from tfrs_twotower.serving.encode import EncodeResult, encode_documents
-from tfrs_twotower.serving.encoder import SavedModelEncoder, load_encoder
-from tfrs_twotower.serving.instances import instances_to_tensors, rest_request_to_tensors
-from tfrs_twotower.serving.query import Retriever
-from tfrs_twotower.serving.retrieval_export import (
-    FLAVOURS,
-    RetrievalModule,
-    build_index,
-    export_retrieval_models,
-)
+import importlib as _importlib
+
+_EXPORTS = {
+    "Document": "documents",
+    "read_documents": "documents",
+    "EncodeResult": "encode",
+    "encode_documents": "encode",
+    "SavedModelEncoder": "encoder",
+    "load_encoder": "encoder",
+    "instances_to_tensors": "instances",
+    "rest_request_to_tensors": "instances",
+    "Retriever": "query",
+    "FLAVOURS": "retrieval_export",
+    "RetrievalModule": "retrieval_export",
+    "build_index": "retrieval_export",
+    "export_retrieval_models": "retrieval_export",
+}
+
+
+def __getattr__(name: str):
+    # Imported on first use: the `tfrs-twotower` command registers its serving subcommands (from
+    # `serving.commands`) without importing TensorFlow.
+    if name in _EXPORTS:
+        value = getattr(_importlib.import_module(f"tfrs_twotower.serving.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfrs_twotower.serving' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "FLAVOURS",

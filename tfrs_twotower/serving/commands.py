@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
-from tfrs_twotower.data.formats import FILE_FORMATS
-
+# `data.formats.FILE_FORMATS` (a test checks): importing `data` imports TensorFlow, and `--help` should not.
+FILE_FORMATS = ("jsonl", "tfrecord")
 _FLAVOUR_CHOICES = ("brute_force", "scann", "both")
 
 
@@ -136,6 +137,7 @@ def run_export_index(args: argparse.Namespace) -> int:
 def run_encode(args: argparse.Namespace) -> int:
     from tfrs_twotower.serving.encode import encode_documents
 
+    started = time.perf_counter()
     result = encode_documents(
         args.job_dir,
         args.side,
@@ -146,7 +148,11 @@ def run_encode(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     form = f" ({result.num_instances} Vertex instances)" if result.num_instances else ""
-    print(f"Encoded {result.num_documents} {args.side} documents{form} into {result.dim}-d embeddings:")
+    seconds = time.perf_counter() - started
+    print(
+        f"Encoded {result.num_documents} {args.side} documents{form} into {result.dim}-d embeddings in "
+        f"{seconds:.1f} s:"
+    )
     for path in result.paths.values():
         print(f"  {path}")
     return 0

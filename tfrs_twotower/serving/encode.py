@@ -24,11 +24,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower import progress
 from tfrs_twotower.data.batching import side_columns
 from tfrs_twotower.data.corpus import CandidateKey
 from tfrs_twotower.data.records import RecordParser
@@ -117,8 +119,11 @@ def encode_documents(
     if parent:
         tf.io.gfile.makedirs(parent)
     parts, ids, instances = [], [], 0
+    started = time.perf_counter()
     with tf.io.gfile.GFile(paths["jsonl"], "w") as out:
-        for batch in _batches(documents, batch_size):
+        for number, batch in enumerate(_batches(documents, batch_size)):
+            if number % 100 == 99:  # a sign of life on big inputs
+                progress.log(f"  encoded {len(ids)} documents in {time.perf_counter() - started:.0f} s")
             embeddings = encode_batch(encoder, schema, side, [doc.features for doc in batch])
             for doc, row in zip(batch, embeddings, strict=True):
                 vector = [round(float(x), 7) for x in row]

@@ -28,6 +28,7 @@ from tfrs_twotower.serving.documents import Document, parse_document
 from tfrs_twotower.serving.encode import job_schema
 from tfrs_twotower.serving.encoder import load_encoder
 from tfrs_twotower.serving.instances import columns_to_tensors
+from tfrs_twotower.serving.job_exports import check_servable, has_embeddings, indexed_candidates
 from tfrs_twotower.serving.retrieval_export import FLAVOURS, RetrievalModule, build_index, index_path
 
 
@@ -57,19 +58,24 @@ class Retriever:
         self.flavour = flavour
         self.k = check_k(k)
         self.job_dir = job_dir
+        check_servable(job_dir, flavour, 1, exported_k=1)  # schema.json
         self.schema = job_schema(job_dir)
         self.parser = RecordParser(self.schema)
         path = index_path(job_dir, self.flavour)
         self._serve = None
+        exported_k = None
         if tf.saved_model.contains_saved_model(path):
             if self.flavour == "scann":
                 import scann  # noqa: F401  (registers the ScaNN ops the SavedModel uses)
             serve = tf.saved_model.load(path).signatures["serving_default"]
             exported_k = serve.structured_outputs["ids"].shape[-1]
-            num_candidates = len(read_embeddings(os.path.join(job_dir, EMBEDDINGS_DIR))[0])
-            if exported_k is not None and exported_k >= min(self.k, num_candidates):
+            num_candidates = indexed_candidates(job_dir, flavour)  # the index serves without embeddings
+            if num_candidates is None and has_embeddings(job_dir):
+                num_candidates = len(read_embeddings(os.path.join(job_dir, EMBEDDINGS_DIR))[0])
+            if exported_k is not None and exported_k >= min(self.k, num_candidates or self.k):
                 self._serve, self.source = (lambda features: serve(**features)), path
         if self._serve is None:
+            check_servable(job_dir, flavour, self.k, exported_k)  # says what to re-run
             ids, embeddings = read_embeddings(os.path.join(job_dir, EMBEDDINGS_DIR))
             index = build_index(self.flavour, load_encoder(job_dir, "query"), ids, embeddings, self.k)
             self._serve = RetrievalModule(index, side_signature(self.schema, "query")).serve

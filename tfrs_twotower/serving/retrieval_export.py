@@ -37,7 +37,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower import progress
 from tfrs_twotower.export import EMBEDDINGS_DIR, read_embeddings, side_signature
+from tfrs_twotower.features.finite import check_finite
 from tfrs_twotower.index import BruteForce, ScaNN
 from tfrs_twotower.index.top_k import TopK, check_k
 from tfrs_twotower.schema import InputSchema, load_schema
@@ -90,9 +92,11 @@ class RetrievalModule(tf.Module):
         if index.query_model is None or index.num_candidates is None:
             raise ValueError("The `index` parameter must be indexed and have a `query_model`.")
         self.index = index
+        self._signature = dict(input_signature)
         self.serve = tf.function(self._serve, input_signature=[dict(input_signature)])
 
     def _serve(self, features):
+        features = check_finite(features, self._signature, "query")  # inf/NaN: an error naming it
         scores, ids = self.index(features)
         # ScaNN's ops give no static shape; the signature (and saved_model_cli) should show [-1, k].
         shape = [None, self.index.k]
@@ -178,16 +182,27 @@ def export_retrieval_models(
     paths = {}
     for flavour in flavours:
         recall = None
-        if flavour == "scann" and target_recall is not None:
-            index, recall = _checked_scann(
-                job_dir, schema, query_model, ids, embeddings, k, scann_options, target_recall, recall_queries
-            )
-        else:
-            index = build_index(flavour, query_model, ids, embeddings, k, scann_options)
-        path = index_path(job_dir, flavour)
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
-        RetrievalModule(index, signature).save(path)
+        with progress.step(f"Index {flavour} ({len(ids)} candidates, k={min(k, len(ids))})") as done:
+            if flavour == "scann" and target_recall is not None:
+                index, recall = _checked_scann(
+                    job_dir,
+                    schema,
+                    query_model,
+                    ids,
+                    embeddings,
+                    k,
+                    scann_options,
+                    target_recall,
+                    recall_queries,
+                )
+            else:
+                index = build_index(flavour, query_model, ids, embeddings, k, scann_options)
+            path = index_path(job_dir, flavour)
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.rmtree(path)
+            RetrievalModule(index, signature).save(path)
+            measured = (recall or {}).get("recall_at_k")
+            done(f"saved to {path}" + (f", recall@k {measured}" if measured is not None else ""))
         metadata[flavour] = _describe(index, len(ids), embeddings.shape[1])
         if recall is not None:
             metadata[flavour]["recall"] = recall

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower import progress
 from tfrs_twotower.data.formats import read_records
 from tfrs_twotower.data.paths import resolve_paths
 from tfrs_twotower.data.records import RecordParser
@@ -84,6 +85,11 @@ def tune_scann(
         recall = _recall(index, features, exact_ids)
         params = index.params
         tried.append({"num_leaves_to_search": params.num_leaves_to_search, "recall_at_k": round(recall, 4)})
+        if not params.brute_force:
+            progress.log(
+                f"  ScaNN: {params.num_leaves_to_search} of {params.num_leaves} leaves searched: recall@k "
+                f"{recall:.3f} on {len(exact_ids)} queries (target {target_recall})"
+            )
         if (
             recall >= target_recall
             or not widen

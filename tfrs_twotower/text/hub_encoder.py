@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfrs_twotower.errors import ModelLoadError
 from tfrs_twotower.text import hub_handles
 
 # Output keys that hold one vector per input in the common TF Hub text models, in order of preference.
@@ -15,6 +16,12 @@ def _load(handle: str, label: str):
         import tensorflow_text  # noqa: F401  # registers the ops of BERT/ALBERT preprocessing models
     except ImportError:
         pass
+    if not tf.saved_model.contains_saved_model(path):
+        raise ModelLoadError(
+            f"`embedding_module` {label} resolves to {path}, which is not a SavedModel directory (no "
+            "saved_model.pb in it): a plain file cannot be loaded. Point it at the directory that "
+            "`tf.saved_model.save` or a TF Hub download wrote, or use a preset such as '@nnlm'."
+        )
     try:
         return tf.saved_model.load(path)
     except (tf.errors.NotFoundError, ValueError) as e:

@@ -9,7 +9,7 @@ import urllib.request
 
 import tensorflow as tf
 
-from tfrs_twotower.errors import UserError
+from tfrs_twotower.errors import ModelLoadError, UserError
 
 # Set to "1" to never touch the network: a handle that is not cached fails at once.
 OFFLINE_ENV = "TFRS_TWOTOWER_OFFLINE"
@@ -97,7 +97,7 @@ def resolve(handle: str, label: str | None = None) -> str:
         handle = handle[len("file://") :]
     if not is_url(handle):
         if not tf.io.gfile.exists(handle):
-            raise FileNotFoundError(
+            raise ModelLoadError(
                 f"`embedding_module` {label} is not a preset (those start with '@'), not an http(s) TF Hub "
                 f"handle, and no SavedModel exists at that path. Check the path."
             )

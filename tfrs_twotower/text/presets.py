@@ -21,6 +21,11 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
         Preset(
+            "@lexical",
+            "trainable hashed-word embeddings, TF-IDF pooling, started from the corpus' LSA (the default)",
+            64,
+        ),
+        Preset(
             "@hashed-ngrams", "hashed words, word bigrams and char 3-grams; offline, no weights file", 128
         ),
         Preset(
@@ -52,7 +57,7 @@ PRESETS: dict[str, Preset] = {
     ]
 }
 
-DEFAULT_PRESET = "@hashed-ngrams"
+DEFAULT_PRESET = "@lexical"
 
 
 def offline_presets() -> list[str]:
@@ -61,10 +66,12 @@ def offline_presets() -> list[str]:
 
 
 def get_text_encoder(embedding_module: str | None) -> keras.layers.Layer:
-    """Resolves a schema's `embedding_module` to a frozen text encoder layer.
+    """Resolves a schema's `embedding_module` to a text encoder layer.
+
+    Every encoder is frozen except the default, `@lexical` (`LexicalTextEncoder`), which trains.
 
     Args:
-        embedding_module: None (the default offline preset, `@hashed-ngrams`), a preset name starting
+        embedding_module: None (the default offline preset, `@lexical`), a preset name starting
             with `@` (see `PRESETS`), a TF Hub handle or URL, or a path (local or any `tf.io.gfile` URI)
             to a SavedModel that maps a batch of strings to embeddings.
 
@@ -79,7 +86,7 @@ def get_text_encoder(embedding_module: str | None) -> keras.layers.Layer:
 
     Example:
     >>> get_text_encoder(None).output_dim
-    128
+    64
     """
     if embedding_module is None:
         embedding_module = DEFAULT_PRESET
@@ -103,6 +110,10 @@ def get_text_encoder(embedding_module: str | None) -> keras.layers.Layer:
 
 
 def _from_preset(preset: Preset) -> keras.layers.Layer:
+    if preset.name == "@lexical":
+        from tfrs_twotower.text.lexical import LexicalTextEncoder
+
+        return LexicalTextEncoder(output_dim=preset.output_dim)
     if preset.name == "@hashed-ngrams":
         from tfrs_twotower.text.hashed_ngrams import HashedNgramEncoder
 

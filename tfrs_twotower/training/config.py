@@ -14,8 +14,7 @@ import dataclasses
 import json
 from typing import Any
 
-import tensorflow as tf
-
+from tfrs_twotower.errors import ConfigError
 from tfrs_twotower.training.validation import Boolean, Interval, OneOf, Text, check_parameter
 
 MAX_HIDDEN_LAYERS = 20
@@ -203,7 +202,7 @@ class TrainingConfig:
         """Checks every field; raises ValueError naming the first bad one. Returns self."""
         for name in ("training_data_path", "input_schema_path", "job_dir"):
             if not getattr(self, name):
-                raise ValueError(f"The `{name}` parameter is required. Set --{name}.")
+                raise ConfigError(f"The `{name}` parameter is required. Set --{name}.")
         check_parameter("input_file_format", self.input_file_format, OneOf(("jsonl", "tfrecord")))
         for name in ("train_batch_size", "eval_batch_size", "num_epochs", "output_dim", "shuffle_buffer"):
             check_parameter(name, getattr(self, name), Interval(int, 1, None))
@@ -246,7 +245,7 @@ class TrainingConfig:
         check_parameter("candidate_id_feature", self.candidate_id_feature, Text(), optional=True)
         unknown = [m for m in self.metric_names if m not in VERTEX_METRICS]
         if unknown or not self.metric_names:
-            raise ValueError(
+            raise ConfigError(
                 f"The `metrics` parameter must list some of {', '.join(VERTEX_METRICS)}. "
                 f"Got {self.metrics!r} instead."
             )
@@ -255,7 +254,7 @@ class TrainingConfig:
         except ValueError:
             ks = ()
         if not ks or any(k < 1 for k in ks):
-            raise ValueError(
+            raise ConfigError(
                 "The `eval_top_k` parameter must be a comma-separated list of ints >= 1. "
                 f"Got {self.eval_top_k!r} instead."
             )
@@ -267,6 +266,8 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str) -> None:
+        import tensorflow as tf  # here, not at the top: `tfrs-twotower --help` imports this module
+
         with tf.io.gfile.GFile(path, "w") as f:
             json.dump(self.to_json(), f, indent=2, sort_keys=True)
 
@@ -275,5 +276,5 @@ class TrainingConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"Unknown TrainingConfig field(s) {unknown}; see `tfrs-twotower train --help`.")
+            raise ConfigError(f"Unknown TrainingConfig field(s) {unknown}; see `tfrs-twotower train --help`.")
         return cls(**values)

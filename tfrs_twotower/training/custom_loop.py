@@ -26,6 +26,9 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
+from tfrs_twotower.errors import Interrupted
+from tfrs_twotower.training.checkpoints import restore_intact
+
 _HISTORY = "history.json"
 
 
@@ -79,9 +82,7 @@ class CustomLoop:
 
     def restore(self) -> int:
         """Restores the latest checkpoint of `restore_dir`, if any. Returns the global step reached."""
-        latest = tf.train.latest_checkpoint(self.restore_dir)
-        if latest is not None:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        restore_intact(self.checkpoint, self.restore_dir)  # skips damaged checkpoints, and says so
         return self.step
 
     def fit(
@@ -116,24 +117,29 @@ class CustomLoop:
             steps=steps_per_epoch,
         )
         callback_list.on_train_begin()
-        for epoch in range(first_epoch, epochs):
-            resumed_mid_epoch = epoch == first_epoch and first_step > 0
-            if not resumed_mid_epoch:
-                self.model.reset_metrics()  # a mid-epoch checkpoint restored the epoch's running metrics
-            callback_list.on_epoch_begin(epoch)
-            for batch in range(first_step if resumed_mid_epoch else 0, steps_per_epoch):
-                callback_list.on_train_batch_begin(batch)
-                self._train_step(train)
-                callback_list.on_train_batch_end(batch)
-                if self.checkpoint_every_steps and self.step % self.checkpoint_every_steps == 0:
-                    self.manager.save(checkpoint_number=self.step)
-            logs = self._metric_logs()
-            if eval_fn is not None and eval_steps:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(eval_fn, eval_steps).items()})
-            callback_list.on_epoch_end(epoch, logs)
-            history.append(recorder.logs)
+        try:
+            for epoch in range(first_epoch, epochs):
+                resumed_mid_epoch = epoch == first_epoch and first_step > 0
+                if not resumed_mid_epoch:
+                    self.model.reset_metrics()  # a mid-epoch checkpoint restored the epoch's running metrics
+                callback_list.on_epoch_begin(epoch)
+                for batch in range(first_step if resumed_mid_epoch else 0, steps_per_epoch):
+                    callback_list.on_train_batch_begin(batch)
+                    self._train_step(train)
+                    callback_list.on_train_batch_end(batch)
+                    if self.checkpoint_every_steps and self.step % self.checkpoint_every_steps == 0:
+                        self.manager.save(checkpoint_number=self.step)
+                logs = self._metric_logs()
+                if eval_fn is not None and eval_steps:
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(eval_fn, eval_steps).items()})
+                callback_list.on_epoch_end(epoch, logs)
+                history.append(recorder.logs)
+                self.manager.save(checkpoint_number=self.step)
+                self._write_history(history)
+        except Interrupted:  # SIGTERM (see preemption.py): keep this step's state, then stop
             self.manager.save(checkpoint_number=self.step)
             self._write_history(history)
+            raise
         callback_list.on_train_end()
         return history
 

@@ -166,7 +166,9 @@ class Distribution:
         MirroredStrategy it fails on our string features when it splits the batches; the custom loop
         feeds each replica its own per-replica batches instead.
         """
-        return self.kind == "multi_worker" or self.num_replicas > 1
+        # Also "mirrored" with one device (a CPU machine): Keras `fit` under a MirroredStrategy reuses one
+        # iterator across epochs, so every epoch after the first ran out of data ("input ran out of data").
+        return self.kind in ("multi_worker", "mirrored") or self.num_replicas > 1
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:

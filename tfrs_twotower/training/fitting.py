@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from tfrs_twotower.data import make_dataset
+from tfrs_twotower.training.checkpoints import EpochHistory, SafeBackupAndRestore
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.corpus_evaluation import CorpusEvaluation
 from tfrs_twotower.training.custom_loop import train_with_custom_loop
@@ -101,17 +102,21 @@ def fit(
         if tf.io.gfile.exists(job.checkpoints):
             tf.io.gfile.rmtree(job.checkpoints)  # as BackupAndRestore does when training ends
         return logs
+    # Every epoch's logs survive a resume; a damaged latest checkpoint falls back to the previous one.
+    recorder = EpochHistory(job.checkpoints)
+    backup = SafeBackupAndRestore(job.checkpoints, log=print if config.verbose else lambda message: None)
     history = model.fit(
         inputs.train_dataset,
         epochs=config.num_epochs,
         steps_per_epoch=config.training_steps_per_epoch,
         validation_data=inputs.eval_dataset,
         validation_steps=config.eval_steps_per_epoch,
-        callbacks=[*before, keras.callbacks.BackupAndRestore(job.checkpoints), *callbacks],
+        callbacks=[*before, recorder, backup, *callbacks],
         verbose=config.verbose,
         shuffle=False,  # the dataset shuffles itself
     )
-    return _epoch_logs(history)
+    resumed = recorder.history(config.num_epochs)
+    return resumed if len(resumed) >= len(history.epoch) else _epoch_logs(history)
 
 
 def _epoch_logs(history: keras.callbacks.History) -> list[dict[str, Any]]:

@@ -60,6 +60,14 @@ class TrainingInputs:
         ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
         return ids.reshape(len(ids), -1)[:, 0]
 
+    def positive_counts(self, subset: str) -> dict[str, int]:
+        """How often each candidate key is the positive of a "train" or "eval" pair (from the scans)."""
+        if self.eval_scan is not None:  # the training files are all training data
+            scan = self.train_scan if subset == "train" else self.eval_scan
+            return dict(scan.train_positive_counts + scan.eval_positive_counts)
+        scan = self.train_scan
+        return dict(scan.train_positive_counts if subset == "train" else scan.eval_positive_counts)
+
     def record_counts(self) -> dict[str, Any]:
         """Every record read, counted as used (train/eval) or rejected, per input."""
         counts: dict[str, Any] = {}

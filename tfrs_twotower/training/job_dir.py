@@ -1,7 +1,7 @@
 """The job directory: its layout, and what re-running into a used one does (resume or refuse).
 
 A run writes `run_state.json` first (`"status": "running"` with the resolved config) and marks it
-`"complete"` at the end. Re-running with:
+`"complete"` at the end (`"interrupted"` after a SIGTERM, see `preemption.py`). Re-running with:
 - the same config after an interrupted run: resumes from the last checkpoint (also with `overwrite`, so a
   restarted job with identical arguments resumes);
 - a finished run in job_dir: refuses, unless `overwrite` (then the old outputs are removed);

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower import progress
 from tfrs_twotower.export import encode_batches, encoder_function, export_encoder, write_embeddings
 from tfrs_twotower.serving.retrieval_export import export_retrieval_models
 from tfrs_twotower.training.job_dir import JobDir
@@ -39,11 +40,13 @@ def export_job(model, inputs, job_dir: str) -> tuple[dict[str, str], np.ndarray]
         "query_model": export_encoder(model.query_tower, schema, "query", job.query_model),
         "candidate_model": export_encoder(model.candidate_tower, schema, "candidate", job.candidate_model),
     }
-    embeddings = encode_batches(
-        encoder_function(model.candidate_tower, schema, "candidate"),
-        inputs.corpus_dataset,
-        getattr(model.candidate_tower, "output_dim", 0),
-    )
+    with progress.step("Encoding the candidate corpus") as done:
+        embeddings = encode_batches(
+            encoder_function(model.candidate_tower, schema, "candidate"),
+            inputs.corpus_dataset,
+            getattr(model.candidate_tower, "output_dim", 0),
+        )
+        done(f"{len(embeddings)} candidates")
     paths.update(write_embeddings(job.embeddings, inputs.corpus_keys, embeddings))
     paths.update(export_retrieval_models(job.root, model.query_tower, schema=schema))  # job-dir/index/
     return paths, embeddings

@@ -28,6 +28,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from tfrs_twotower.features.text import adapt_text_features, candidate_documents
+from tfrs_twotower.metrics.baselines import recall_baselines
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.optimizers import RowSparseAdagrad  # noqa: F401  (re-exported: tests patch it here)
 from tfrs_twotower.schema import InputSchema, load_schema
@@ -43,7 +45,9 @@ from tfrs_twotower.training.distribution import Distribution
 from tfrs_twotower.training.fitting import build_weights, fit
 from tfrs_twotower.training.inputs import prepare_inputs
 from tfrs_twotower.training.job_dir import JobDir
+from tfrs_twotower.training.memory_check import check_table_memory
 from tfrs_twotower.training.outputs import export_job, write_report
+from tfrs_twotower.training.preemption import PreemptionGuard
 from tfrs_twotower.training.report import example_query
 
 
@@ -54,7 +58,9 @@ class TrainingResult:
     Attributes: `model` (the `TwoTowerModel`), `config`, `schema`, `metrics` (the last epoch's logs,
     e.g. `val_recall_at_10`), `history` (one dict per epoch), `record_counts` (as `record_counts.json`),
     `paths` (output name -> path in job-dir), `candidate_ids` and `candidate_embeddings` (the corpus, in
-    the same order), `example` (a query with its top candidates, as the CLI prints it).
+    the same order), `example` (a query with its top candidates, as the CLI prints it), `baselines`
+    (Recall@K of a random and of the most-popular ranking on the same evaluation pairs, see
+    `metrics.baselines`).
 
     Example:
     >>> result = train(config)  # doctest: +SKIP
@@ -72,6 +78,7 @@ class TrainingResult:
     candidate_ids: list[str]
     candidate_embeddings: np.ndarray
     example: dict[str, Any] | None = None
+    baselines: dict[str, dict[int, float]] | None = None
 
 
 def train(
@@ -109,7 +116,8 @@ def train(
     configure_gpu_memory(config.gpu_memory_alloc)  # before anything initialises the devices
     distribution = Distribution(config.distribution)
     try:
-        return _train(config, callbacks, distribution)
+        with PreemptionGuard(JobDir(distribution.output_dir(config.job_dir)), config.to_json()) as guard:
+            return _train(config, [*callbacks, guard.callback()], distribution)  # SIGTERM: see preemption
     finally:
         distribution.cleanup()
 
@@ -121,6 +129,7 @@ def _train(
     schema = load_schema(config.input_schema_path)
     # Only the chief writes job-dir; other workers write the same outputs to a temporary directory.
     job = JobDir(distribution.output_dir(config.job_dir))
+    check_table_memory(schema, config.optimizer)  # before the scan: fail at once, with the arithmetic
     resumed = start_job(job, config, schema)
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
@@ -134,6 +143,8 @@ def _train(
     with distribution.scope():
         model = build_model(config, schema, inputs=inputs)
         build_weights(model, config, inputs)
+        # The default text encoders start from the candidate corpus' TF-IDF LSA (features/text.py).
+        adapt_text_features(model, candidate_documents(schema, inputs.corpus.candidates))
 
     # 3. Fit: resumes from job-dir/checkpoints when an interrupted run left some.
     if resumed:
@@ -168,6 +179,16 @@ def _train(
         candidate_ids=list(inputs.corpus_keys),
         candidate_embeddings=embeddings,
         example=example_query(model, inputs, embeddings),
+        baselines=_baselines(inputs, config),
+    )
+
+
+def _baselines(inputs, config: TrainingConfig) -> dict[str, dict[int, float]] | None:
+    evaluated = inputs.positive_counts("eval")
+    if not evaluated or not inputs.corpus_keys:
+        return None
+    return recall_baselines(
+        inputs.positive_counts("train"), evaluated, len(inputs.corpus_keys), config.top_ks
     )
 
 

@@ -13,6 +13,8 @@ import dataclasses
 import math
 from typing import Any
 
+from tfrs_twotower.errors import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class Interval:
@@ -91,4 +93,4 @@ def check_parameter(name: str, value: Any, *constraints: Any, optional: bool = F
     wanted = " or ".join(str(c) for c in constraints)
     if optional:
         wanted += " or None"
-    raise ValueError(f"The `{name}` parameter must be {wanted}. Got {value!r} instead.")
+    raise ConfigError(f"The `{name}` parameter must be {wanted}. Got {value!r} instead.")
