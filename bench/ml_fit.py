@@ -134,12 +134,18 @@ def fit_ours(settings: dict, paths: dict, train: list, test: list, movies: list)
 
     import tfrs_twotower as tt
     from tfrs_twotower.data.batching import side_columns
+    from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 
     keras.utils.set_random_seed(settings["seed"])
     schema = tt.load_schema(paths["schema"])
     model = build(settings, paths, schema, train, movies)
     q_cols = side_columns(schema.query, [r["query"] for r in train])
     c_cols = side_columns(schema.candidate, [r["candidate"] for r in train])
+    # As `train`: weights built eagerly on 8 pairs (`build_weights`), text encoders adapted to the corpus.
+    model(
+        {"query": {k: v[:8] for k, v in q_cols.items()}, "candidate": {k: v[:8] for k, v in c_cols.items()}}
+    )
+    adapt_text_features(model, candidate_documents(schema, movies))
     dataset = tf.data.Dataset.from_tensor_slices({"query": q_cols, "candidate": c_cols})
     dataset = dataset.shuffle(len(train), seed=settings["seed"]).batch(settings["batch_size"]).cache()
     timer = epoch_timer()

@@ -76,7 +76,8 @@ def run_ours(flags: dict, paths: dict, schema: str, split: dict, movies: list, o
 
 def fit_stages(flags: dict, paths: dict, schema_path: str, split: dict, movies: list) -> dict:
     """In this process, the package's stages as `train` runs them (`prepare_inputs` -> `build_model` ->
-    `build_weights` -> `fit`, with its per-epoch corpus evaluation) without the exports; then the test
+    `build_weights` -> text features adapted -> `fit`, with its per-epoch corpus evaluation) without the
+    exports; then the test
     queries and the corpus encoded and scored."""
     import tempfile
 
@@ -117,12 +118,14 @@ def _stages(config) -> dict:
     """prepare inputs -> build -> fit: `tfrs_twotower.training`'s stages, as `train` calls them."""
     import keras
 
+    from tfrs_twotower.features.text import adapt_text_features, candidate_documents
     from tfrs_twotower.training import build_model, build_weights, fit, prepare_inputs
 
     keras.utils.set_random_seed(config.seed)
     inputs = prepare_inputs(config)
     model = build_model(config, inputs.schema, inputs=inputs)
     build_weights(model, config, inputs)
+    adapt_text_features(model, candidate_documents(inputs.schema, inputs.corpus.candidates))
     started = time.perf_counter()
     history = fit(model, inputs, config)
     return {

@@ -218,7 +218,8 @@ def parse_args(argv):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--data", default=None,
+        "--data",
+        default=None,
         help="the ml-100k folder (default: movielens.movielens_dir), or the ml-1m-cs100-subset folder",
     )
     parser.add_argument(

@@ -161,7 +161,7 @@ def test_protocols_smoke(tmp_path, write_movielens, load_bench, capsys):
     bench.main(["report", "--out", str(out)])
     tables = capsys.readouterr().out
     assert "#### ml-100k/last" in tables and "#### ml-100k/random" in tables
-    assert "| ours `defaults`, batch 64, 1 epochs |" in tables and "| most-popular |" in tables
+    assert "| ours `defaults`, batch 64, 1 epochs = **defaults** |" in tables and "| most-popular |" in tables
 
 
 def test_leave_last_out_split(load_bench):
