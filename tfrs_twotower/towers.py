@@ -141,6 +141,7 @@ def build_towers(
     numeric_stats: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     l2_normalize: bool = False,
     projection: bool = True,
+    id_vocabularies: Mapping[str, Mapping[str, Sequence[str] | None]] | None = None,
 ) -> tuple[Tower, Tower]:
     """The query tower and the candidate tower for `schema`, with the same hidden layers and output.
 
@@ -151,6 +152,8 @@ def build_towers(
       numeric_stats: `{"query": {name: (mean, variance)}, "candidate": {...}}` for Numeric features.
       l2_normalize: L2-normalise both towers' outputs (cosine similarity).
       projection: see `Tower`.
+      id_vocabularies: `{"query": {name: vocabulary}, "candidate": {...}}` for Id features (see
+        `IdEncoder`; None or absent: hash into `num_buckets`).
 
     Example:
     >>> schema = {"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
@@ -159,9 +162,10 @@ def build_towers(
     """
     schema = load_schema(schema)
     stats = numeric_stats or {}
+    vocabularies = id_vocabularies or {}
     return tuple(
         Tower(
-            FeatureEncoder(schema, side, stats.get(side)),
+            FeatureEncoder(schema, side, stats.get(side), vocabularies.get(side)),
             hidden_units=hidden_units,
             output_dim=output_dim,
             l2_normalize=l2_normalize,

@@ -1,3 +1,4 @@
+import collections
 import json
 
 import numpy as np
@@ -145,3 +146,43 @@ def test_parameter_validation(tmp_path, schema, records, bad):
     write_jsonl(records, str(tmp_path / "a.jsonl"))
     with pytest.raises(ValueError, match=r"The `\w+` parameter must be"):
         scan(str(tmp_path / "a.jsonl"), schema, **bad)
+
+
+def test_seen_items_are_the_train_positives_per_query_id(tmp_path, schema):
+    records = [pair(i, query={**pair(i)["query"], "user_id": f"u{i % 4}"}) for i in range(40)]
+    path = str(tmp_path / "a.jsonl")
+    write_jsonl(records, path)
+    result = scan(path, schema, eval_split=0.25)
+    is_eval = eval_mask("a.jsonl", np.arange(40), 0.25)
+    assert result.seen.feature == "user_id" and len(result.seen) == 4
+    expected = {f"u{u}": set() for u in range(4)}
+    for i, record in enumerate(records):
+        if not is_eval[i]:
+            expected[record["query"]["user_id"]].add(result.corpus.index_of(record["candidate"]["movie_id"]))
+    rows = result.seen.rows_for([b"u0", "u1", "u2", "u3", "nobody"])
+    assert [set(r.tolist()) for r in rows[:4]] == [expected[f"u{u}"] for u in range(4)]
+    assert rows[4].size == 0 and result.seen.pairs == int((~is_eval).sum())
+    assert all(np.all(np.diff(r) > 0) for r in rows)  # distinct, sorted
+
+
+def test_no_seen_items_without_a_query_id(tmp_path):
+    schema = {
+        "query": {"age": {"feature_type": "Numeric"}},
+        "candidate": {"movie": {"feature_type": "Id", "config": {"num_buckets": 9}}},
+    }
+    path = str(tmp_path / "a.jsonl")
+    write_jsonl([{"query": {"age": 1}, "candidate": {"movie": "m"}}], path)
+    assert scan(path, schema, eval_split=0.0).seen is None
+
+
+def test_id_counts_on_the_train_part(tmp_path, schema, records):
+    path = str(tmp_path / "a.jsonl")
+    write_jsonl(records, path)
+    result = scan(path, schema, eval_split=0.3)
+    is_eval = eval_mask("a.jsonl", np.arange(60), 0.3)
+    expected = collections.Counter(
+        r["candidate"]["movie_id"] for r, e in zip(records, is_eval, strict=True) if not e
+    )
+    assert result.id_counts["candidate"]["movie_id"].counts == expected
+    assert sum(result.id_counts["query"]["user_id"].counts.values()) == int((~is_eval).sum())
+    assert set(result.id_counts) == {"query", "candidate"}

@@ -153,3 +153,66 @@ def test_exclusions(small, kind):
 def test_errors(small, call, error, match):
     with pytest.raises(error, match=match):
         call(*small)
+
+
+def _seen_reference(queries, positives, candidates, ks, seen):
+    _, base = reference(queries, positives, candidates, ks)
+    ranks, excluded = reference(queries, positives, candidates, ks, seen)
+    return ranks, {**base, **{f"{name}_seen_excluded": value for name, value in excluded.items()}}
+
+
+@pytest.mark.parametrize("blocks", [(None, None), (16, 50), (70, 1)])
+def test_seen_excluded_metrics_match_numpy(small, blocks):
+    queries, positives, candidates = small
+    rng = np.random.default_rng(9)
+    seen = [list(rng.integers(0, 257, rng.integers(0, 40))) for _ in range(70)]
+    seen[3] = seen[3] + [positives[3]]  # a query's own positive among its seen items is kept
+    ks = (1, 5, 10)
+    expected_ranks, expected = _seen_reference(queries, positives, candidates, ks, seen)
+    result = evaluate_retrieval(
+        queries, positives, candidates, ks=ks, seen=seen, query_block=blocks[0], candidate_block=blocks[1]
+    )
+    assert list(result) == list(expected)
+    assert result["recall_at_5_seen_excluded"] > result["recall_at_5"]  # the case tests something
+    for name, value in expected.items():
+        np.testing.assert_allclose(result[name], value, rtol=1e-12, err_msg=name)
+
+
+def test_both_rank_paths_give_identical_ranks_with_exclusions(monkeypatch, compute_path):
+    if compute_path != "tensorflow":
+        pytest.skip("compares the two paths itself; once is enough")
+    from tfrs_twotower.metrics import corpus_evaluation, fast_ranks
+
+    monkeypatch.delenv(fast_ranks.DISABLE_ENV, raising=False)
+    if not fast_ranks.available():
+        pytest.skip("the C rank kernel is not built or not fast on this CPU")
+    rng = np.random.default_rng(5)
+    candidates = rng.standard_normal((3000, 24)).astype("float32")  # float scores: near-ties matter
+    positives = rng.integers(0, 3000, 70)
+    queries = (candidates[positives] + rng.standard_normal((70, 24)).astype("float32")).astype("float32")
+    candidates[::7] = candidates[positives[0]]  # exact duplicates of a positive
+    seen = [list(rng.integers(0, 3000, rng.integers(0, 600))) for _ in range(70)]
+    exclude = [list(rng.integers(0, 3000, 3)) for _ in range(70)]
+    args = (queries, positives, candidates, [None, exclude, seen], None, 64)
+    kernel = corpus_evaluation._rank_sets(*args)
+    monkeypatch.setenv(fast_ranks.DISABLE_ENV, "1")
+    fallback = corpus_evaluation._rank_sets(*args)
+    for (k_ranks, k_others), (t_ranks, t_others) in zip(kernel, fallback, strict=True):
+        np.testing.assert_array_equal(k_ranks, t_ranks)
+        np.testing.assert_array_equal(k_others, t_others)
+    assert not np.array_equal(kernel[0][0], kernel[2][0])
+
+
+def test_seen_with_exclude_removes_both(small):
+    queries, positives, candidates = small
+    exclude = [[int((p + 1) % 257)] for p in positives]
+    seen = [[int((p + 2) % 257), int((p + 3) % 257)] for p in positives]
+    both = [a + b for a, b in zip(exclude, seen, strict=True)]
+    _, expected = reference(queries, positives, candidates, (1,), both)
+    result = evaluate_retrieval(queries, positives, candidates, ks=(1,), exclude=exclude, seen=seen)
+    assert result["recall_at_1_seen_excluded"] == expected["recall_at_1"]
+    assert result["auc_seen_excluded"] == pytest.approx(expected["auc"], rel=1e-12)
+    with pytest.raises(ValueError, match="one entry per query. Got 70 and 2"):
+        evaluate_retrieval(queries, positives, candidates, exclude=exclude, seen=seen[:2])
+    with pytest.raises(TypeError, match="`seen` must be a sequence"):
+        evaluate_retrieval(queries, positives, candidates, seen=3)

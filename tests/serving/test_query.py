@@ -92,3 +92,46 @@ def test_bad_flavour_and_job_dir(job_dir, tmp_path, capsys):
         main(["query", "--job-dir", job_dir, "--flavour", "hnsw", "{}"])
     assert main(["query", "--job-dir", str(tmp_path), "{}"]) == 2
     assert "schema.json is missing" in capsys.readouterr().err
+
+
+def test_exclude_flag_and_per_document_exclusions(job, job_dir, query_docs, capsys, monkeypatch):
+    top = expected(job, query_docs[0], 20)[0]
+    argv = ["query", "--job-dir", job_dir, "--json", "--k", "5", "--exclude", f"{top[0]},{top[3]}"]
+    assert main([*argv, json.dumps(query_docs[0])]) == 0
+    assert json.loads(capsys.readouterr().out)["ids"] == [top[1], top[2], top[4], top[5], top[6]]
+
+    second = expected(job, query_docs[1], 20)[0]
+    docs = [
+        {**query_docs[0], "exclude": top[1:3]},
+        {"data": json.dumps(query_docs[1]), "exclude": [second[0]]},
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(json.dumps(d) + "\n" for d in docs)))
+    assert main([*argv[:-2], "--exclude", top[5]]) == 0
+    lines = [json.loads(line)["ids"] for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == [top[0], top[3], top[4], top[6], top[7]]  # its own exclusions and the flag's
+    assert lines[1] == [i for i in second if i not in (second[0], top[5])][:5]
+
+
+def test_retriever_exclude_argument_in_memory_and_exported(job, job_dir, query_docs):
+    top = expected(job, query_docs[4], 30)[0]
+    for k in (5, 15):  # the exported index (k=10) and one built in memory
+        retriever = Retriever(job_dir, k=k)
+        got = retriever([query_docs[4], query_docs[4]], exclude=[top[:3], []])
+        assert [i for i, _ in got[0]] == top[3 : 3 + k]
+        assert [i for i, _ in got[1]] == top[:k]
+        same = retriever([{**query_docs[4], "exclude": top[:2]}], exclude=[[top[2]]])
+        assert [i for i, _ in same[0]] == [i for i, _ in got[0]]
+    everything = Retriever(job_dir, k=5)([query_docs[4]], exclude=[job.candidate_ids[2:]])
+    assert [i for i, _ in everything[0]] == sorted(
+        job.candidate_ids[:2], key=expected(job, query_docs[4], 80)[0].index
+    )  # 2 left, no padding
+    with pytest.raises(ValueError, match=r"`exclude` must have one list of candidate ids per document \(1\)"):
+        Retriever(job_dir)([query_docs[0]], exclude=[[], []])
+
+
+def test_bad_exclusions_name_the_document(job_dir, query_docs, capsys):
+    assert main(["query", "--job-dir", job_dir, json.dumps({**query_docs[0], "exclude": [3]})]) == 2
+    assert (
+        "<argument> line 1: exclude: expected a candidate id or a list of candidate ids"
+        in capsys.readouterr().err
+    )

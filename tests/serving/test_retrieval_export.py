@@ -36,10 +36,15 @@ RELOAD = textwrap.dedent(
     path, features = sys.argv[1], json.load(open(sys.argv[2]))
     serve = tf.saved_model.load(path).signatures["serving_default"]
     specs = serve.structured_input_signature[1]
-    out = serve(**{{name: tf.constant(value, specs[name].dtype) for name, value in features.items()}})
+    tensors = {{name: tf.constant(value, specs[name].dtype) for name, value in features.items()}}
+    out = serve(**tensors)
+    exclude = json.load(open(sys.argv[3]))
+    excluding = tf.saved_model.load(path).signatures["serving_exclude"]
+    excluding = excluding(**tensors, exclude=tf.constant(exclude))
     print(json.dumps({{
         "ids": [[i.decode() for i in row] for row in out["ids"].numpy()],
         "scores": out["scores"].numpy().tolist(),
+        "excluding_ids": [[i.decode() for i in row] for row in excluding["ids"].numpy()],
         "modules": sorted({{m.split(".")[0] for m in sys.modules}} & {{"tfrs_twotower", "scann"}}),
     }}))
     """
@@ -101,14 +106,22 @@ def test_reloads_in_a_fresh_process_with_the_same_answer(job_dir, queries, tmp_p
     module = RetrievalModule(index, side_signature(schema, "query"))
     before = module.serve(queries)
     path = module.save(str(tmp_path / flavour))
+    # Each query excludes its 1st and 3rd results (and one id it would not return); "" pads the rows.
+    exclude = [[row[0], row[2], "" if i % 2 else row[-1]] for i, row in enumerate(ids_of(before))]
+    (tmp_path / "exclude.json").write_text(json.dumps(exclude))
+    in_process = ids_of(module.serve_exclude({**queries, "exclude": tf.constant(exclude)}))
 
     got = fresh(
         RELOAD.format(imports="import scann" if flavour == "scann" else ""),
         path,
         as_json(queries, tmp_path / "q.json"),
+        str(tmp_path / "exclude.json"),
         cwd=str(tmp_path),
     )
     assert got["ids"] == ids_of(before)
+    assert got["excluding_ids"] == in_process
+    for row, excluded in zip(got["excluding_ids"], exclude, strict=True):
+        assert len(row) == 10 and "" not in row and not set(row) & set(excluded)
     np.testing.assert_allclose(got["scores"], before["scores"].numpy(), rtol=1e-5, atol=1e-5)
     if flavour == "brute_force":
         assert got["modules"] == []  # plain TensorFlow: neither this package nor scann
@@ -169,3 +182,52 @@ def test_errors(job_dir, tmp_path, capsys):
         export_retrieval_models(str(tmp_path))
     assert main(["export-index", "--job-dir", str(tmp_path / "nowhere")]) == 2
     assert "schema.json is missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flavour", ["brute_force", "scann"])
+def test_serving_exclude_signature_matches_numpy(job, job_dir, queries, flavour):
+    import scann  # noqa: F401
+
+    want_ids, _ = numpy_top_k(job, queries, k=30)
+    exclude = [row[:7:2] + row[20:23] for row in want_ids]  # 4 of the top 7, 3 outside the top 10
+    signatures = tf.saved_model.load(job.paths[f"index_{flavour}"]).signatures
+    out = signatures["serving_exclude"](**queries, exclude=tf.constant(exclude))
+    expected = [
+        [i for i in row if i not in excluded][:10] for row, excluded in zip(want_ids, exclude, strict=True)
+    ]
+    assert ids_of(out) == expected  # 80 candidates: ScaNN is exact here
+    assert out["ids"].shape == (40, 10)
+    assert ids_of(signatures["serving_default"](**queries)) == [row[:10] for row in want_ids]  # unchanged
+    assert read_metadata(job_dir)[flavour]["exclude_input"] == "exclude"
+
+
+def test_exclusions_leaving_fewer_than_k_candidates_pad_the_tail():
+    from tfrs_twotower.index import BruteForce
+
+    index = BruteForce(k=3).index(np.eye(3, dtype="float32"), np.array([b"a", b"b", b"c"]))
+    scores, ids = index.query_with_exclusions(np.float32([[3, 2, 1], [1, 2, 3]]), [[b"a", b"b"], [b"", b""]])
+    assert ids.numpy().tolist() == [[b"c", b"", b""], [b"c", b"b", b"a"]]
+    assert scores.numpy()[0, 0] == 1.0 and np.all(np.isneginf(scores.numpy()[0, 1:]))
+
+
+def test_exclusion_input_name_avoids_a_feature_named_exclude():
+    from tfrs_twotower.serving.exclusions import exclusion_name
+
+    schema = {
+        "query": {"exclude": {"feature_type": "Text"}, "_exclude": {"feature_type": "Text"}},
+        "candidate": {"m": {"feature_type": "Id", "config": {"num_buckets": 5}}},
+    }
+    assert exclusion_name(load_schema(schema)) == "__exclude"
+    index = build_index(
+        "brute_force",
+        lambda f: tf.ones([tf.shape(f["exclude"])[0], 2]),
+        ["a", "b"],
+        np.eye(2, dtype="float32"),
+        k=1,
+    )
+    signature = {"exclude": tf.TensorSpec([None, None], tf.string, name="exclude")}
+    with pytest.raises(ValueError, match="`exclude_name` 'exclude' is a query feature"):
+        RetrievalModule(index, signature)
+    module = RetrievalModule(index, signature, exclude_name="_exclude")
+    out = module.serve_exclude({"exclude": tf.constant([["x"]]), "_exclude": tf.constant([["a"]])})
+    assert ids_of(out) == [["b"]]

@@ -227,6 +227,13 @@ def test_extra_features_are_refused_unless_allowed(sample, tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(TooManyBadRecordsError, match="favourite_colour"):
         train(config(sample, tmp_path / "strict", training_data_path=str(path)))
-    result = train(config(sample, tmp_path / "lenient", training_data_path=str(path), num_epochs=1,
-                          allow_extra_features=True))
+    result = train(
+        config(
+            sample,
+            tmp_path / "lenient",
+            training_data_path=str(path),
+            num_epochs=1,
+            allow_extra_features=True,
+        )
+    )
     assert result.record_counts["rejected"] == 0

@@ -30,8 +30,10 @@ from typing import Any, Callable, Iterator, Sequence
 from tfrs_twotower.data.corpus import CandidateKey, Corpus
 from tfrs_twotower.data.formats import check_file_format, iter_payloads, payload_parser
 from tfrs_twotower.data.gc_pause import gc_paused
+from tfrs_twotower.data.id_counts import IdValueCounter
 from tfrs_twotower.data.paths import resolve_paths
 from tfrs_twotower.data.records import BadRecordError, RecordParser
+from tfrs_twotower.data.seen import SeenItems
 from tfrs_twotower.data.split import SplitAssigner, check_eval_split
 from tfrs_twotower.data.stats import NumericStats, NumericStatsAccumulator
 from tfrs_twotower.errors import DataError
@@ -85,6 +87,9 @@ class ScanResult:
       negatives_count: records with at least one explicit negative; `max_negatives`: the most in one.
       train_positive_counts: how often each candidate key is the positive of a train record (the
         candidates' sampling frequencies, for logQ correction).
+      seen: each query id's train positives as corpus indices (`SeenItems`, for seen-item exclusion),
+        keyed by the query side's first Id feature; None without one.
+      id_counts: `{side: {name: IdValueCounter}}`: the train part's values of each encoded Id feature.
       eval_positive_counts: the same for the eval records (for the popularity baseline).
       seconds: how long the scan took.
     """
@@ -103,6 +108,8 @@ class ScanResult:
     negatives_count: int = 0
     max_negatives: int = 0
     train_positive_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    seen: SeenItems | None = None
+    id_counts: dict[str, dict[str, IdValueCounter]] = dataclasses.field(default_factory=dict)
     eval_positive_counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     seconds: float = 0.0
 
@@ -238,13 +245,25 @@ def scan(
         for spec in schema.side(side)
         if spec.feature_type == "Numeric"
     ]
+    id_counters = [
+        (spec.side, spec.name, IdValueCounter(spec.num_buckets))
+        for side in ("query", "candidate")
+        for spec in schema.side(side)
+        if spec.feature_type == "Id" and spec.encoded
+    ]
+    for side, name, counter in id_counters:
+        result.id_counts.setdefault(side, {})[name] = counter
+    query_ids = [s.name for s in schema.query if s.feature_type == "Id"]
+    seen = result.seen = SeenItems(query_ids[0]) if query_ids else None
     parse = payload_parser(file_format)
     add_candidate = result.corpus.add
     candidate_key = result.corpus.key
+    candidate_index = result.corpus.index_of
     positive_counts = result.train_positive_counts
     for path in result.files:
         assigner = SplitAssigner(path, result.eval_split)
         for chunk in _chunks(iter_payloads(path, file_format)):
+            train_chunk, train_keys = [], []
             with gc_paused():
                 for location, payload in chunk:
                     result.records_read += 1
@@ -254,6 +273,7 @@ def scan(
                         reject(e)
                         continue
                     key = candidate_key(record["candidate"])
+                    add_candidate(record["candidate"], key)
                     if assigner.is_eval(location.index):
                         result.eval_count += 1
                         result.eval_positive_counts[key] += 1
@@ -262,9 +282,17 @@ def scan(
                         positive_counts[key] += 1
                         for side, name, acc in accumulators:
                             acc.add(record[side][name])
-                    add_candidate(record["candidate"], key)
+                        train_chunk.append(record)
+                        train_keys.append(key)
                     if len(record) > 2:
                         _count_extras(result, record, add_candidate)
+                for side, name, counter in id_counters:
+                    counter.add_many([r[side][name] for r in train_chunk])
+                if seen is not None:
+                    seen.add_many(
+                        [r["query"][seen.feature] for r in train_chunk],
+                        [candidate_index(k) for k in train_keys],
+                    )
     reject.check()
     result.numeric_stats = {side: {} for side in ("query", "candidate")}
     for side, name, acc in accumulators:

@@ -15,8 +15,13 @@ from tfrs_twotower.features.vector import VectorEncoder
 from tfrs_twotower.schema import FeatureSpec, load_schema
 
 
-def make_feature_encoder(spec: FeatureSpec, numeric_stats: tuple[float, float] | None = None):
-    """The Keras layer that encodes one feature of type `spec.feature_type`.
+def make_feature_encoder(
+    spec: FeatureSpec,
+    numeric_stats: tuple[float, float] | None = None,
+    vocabulary: Sequence[str] | None = None,
+):
+    """The Keras layer that encodes one feature of type `spec.feature_type` (`vocabulary`: an Id
+    feature's known values, see `IdEncoder`).
 
     Example:
     >>> spec = FeatureSpec(name="user", side="query", feature_type="Id", num_buckets=10)
@@ -25,7 +30,7 @@ def make_feature_encoder(spec: FeatureSpec, numeric_stats: tuple[float, float] |
     """
     name = spec.name
     if spec.feature_type == "Id":
-        return IdEncoder(spec.num_buckets, spec.embedding_dim, name=name)
+        return IdEncoder(spec.num_buckets, spec.embedding_dim, vocabulary=vocabulary, name=name)
     if spec.feature_type == "Categorical":
         return CategoricalEncoder(spec.vocab, spec.embedding_dim, name=name)
     if spec.feature_type == "Numeric":
@@ -62,6 +67,8 @@ class FeatureEncoder(keras.layers.Layer):
       numeric_stats: `{feature name: (mean, variance)}` (or objects with `mean` and `variance`, such as
         `scan(...).numeric_stats[side]`) for the side's Numeric features, computed on the training data;
         features left out start at (0, 1) until `adapt()`.
+      id_vocabularies: `{Id feature name: vocabulary or None}` for the side's Id features (see
+        `IdEncoder`); features left out, or None, hash into `num_buckets` buckets.
 
     Call arguments:
       features: `{name: tensor}` in the model-input format of docs/architecture.md. Extra keys are ignored.
@@ -81,6 +88,7 @@ class FeatureEncoder(keras.layers.Layer):
         schema: Any,
         side: str,
         numeric_stats: Mapping[str, Sequence[float]] | None = None,
+        id_vocabularies: Mapping[str, Sequence[str] | None] | None = None,
         **kwargs,
     ):
         kwargs.setdefault("name", f"{side}_features")
@@ -95,6 +103,13 @@ class FeatureEncoder(keras.layers.Layer):
                 f"`numeric_stats` names {unknown}, which are not Numeric features of the {side} side."
             )
         self.numeric_stats = {k: _mean_and_variance(v) for k, v in stats.items()}
+        vocabularies = {k: (None if v is None else list(v)) for k, v in (id_vocabularies or {}).items()}
+        unknown = sorted(set(vocabularies) - {s.name for s in self.specs if s.feature_type == "Id"})
+        if unknown:
+            raise ValueError(
+                f"`id_vocabularies` names {unknown}, which are not Id features of the {side} side."
+            )
+        self.id_vocabularies = vocabularies
         self.supports_jit = False
         self.encoded_specs = tuple(s for s in self.specs if s.encoded)
         if not self.encoded_specs:
@@ -103,7 +118,8 @@ class FeatureEncoder(keras.layers.Layer):
                 "(embedding_dim 0). Give it at least one encoded feature."
             )
         self.encoders = {
-            s.name: make_feature_encoder(s, self.numeric_stats.get(s.name)) for s in self.encoded_specs
+            s.name: make_feature_encoder(s, self.numeric_stats.get(s.name), vocabularies.get(s.name))
+            for s in self.encoded_specs
         }
 
     @property
@@ -146,4 +162,5 @@ class FeatureEncoder(keras.layers.Layer):
             "schema": self.schema.to_json(),
             "side": self.side,
             "numeric_stats": {k: list(v) for k, v in self.numeric_stats.items()},
+            "id_vocabularies": {k: (None if v is None else list(v)) for k, v in self.id_vocabularies.items()},
         }

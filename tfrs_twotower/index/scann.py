@@ -212,7 +212,10 @@ class ScaNN(TopK):
 
     def _pre_reorder(self, k: int):
         reorder = self.params.num_reordering_candidates
-        return max(reorder, k) if reorder else None
+        if not reorder:
+            return None
+        # With exclusions, k (= results + excluded ids) is a tensor.
+        return max(reorder, k) if isinstance(k, int) else tf.maximum(reorder, k)
 
     def _search(self, queries, k):
         searcher = self._searcher()

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_twotower.index import keras_state
+from tfrs_twotower.index.exclusions import check_exclusions, top_k_excluding
 
 NOT_INDEXED = "The index is empty: call index() or index_from_dataset() first."
 
@@ -17,15 +18,6 @@ def check_k(k, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"The `{name}` parameter must be an int in [1, inf). Got {k!r} instead.")
     return int(k)
-
-
-def exclude(scores, identifiers, exclusions, k: int):
-    """Keeps the `k` best of `scores` whose identifiers are not in their row of `exclusions`."""
-    excluded = tf.reduce_any(tf.equal(identifiers[:, :, None], exclusions[:, None, :]), axis=-1)
-    adjusted = tf.where(excluded, tf.constant(-np.inf, scores.dtype), scores)
-    k = tf.minimum(k, tf.shape(scores)[1])
-    _, indices = tf.math.top_k(adjusted, k=k)
-    return tf.gather(scores, indices, batch_dims=1), tf.gather(identifiers, indices, batch_dims=1)
 
 
 class TopK(keras.layers.Layer, abc.ABC):
@@ -172,31 +164,30 @@ class TopK(keras.layers.Layer, abc.ABC):
     def query_with_exclusions(self, queries, exclusions, k: int | None = None):
         """Like `call`, dropping each row's `exclusions` `[B, E]` identifiers from its results.
 
-        Fetches `k + E` results, then keeps the best `k` not excluded (the TFRS approach); if a query has
-        fewer than `k` results left, the tail is filled with excluded ones.
+        Fetches `k + E` results and keeps the best `k` not excluded (see `index.exclusions`): exact for
+        `BruteForce`. Rows of `exclusions` are padded with "" (or -1 for integer identifiers); `E` may
+        vary between calls. When fewer than `k` candidates remain, the tail is padding ("" or -1, score
+        -inf); an excluded identifier is never returned.
         """
         k = self._k if k is None else check_k(k)
         if self._num_candidates is None:
             raise ValueError(NOT_INDEXED)
-        exclusions = tf.convert_to_tensor(exclusions)
-        if self.query_model is None and tf.convert_to_tensor(queries).shape.rank != 2:
+        if self.query_model is not None:
+            queries = self.query_model(queries)
+        queries = self._check_queries(queries)
+        if queries.shape.rank != 2:
             raise ValueError("`query_with_exclusions` takes queries of rank 2 `[batch, dim]`.")
-        if exclusions.shape.rank != 2 or exclusions.shape[1] is None:
-            raise ValueError(
-                "The `exclusions` tensor must be 2D `[batch, num_excluded]` with a static second "
-                f"dimension. Got shape {exclusions.shape} instead."
-            )
-        scores, identifiers = self(queries, k=min(k + exclusions.shape[1], self._num_candidates))
-        if exclusions.dtype != identifiers.dtype:
-            if exclusions.dtype == tf.string or identifiers.dtype == tf.string:
-                raise TypeError(
-                    f"The `exclusions` dtype must match the identifiers' ({identifiers.dtype.name}). "
-                    f"Got {exclusions.dtype.name} instead."
-                )
-            exclusions = tf.cast(exclusions, identifiers.dtype)
-        sign = 1.0 if self._higher_is_better else -1.0
-        scores, identifiers = exclude(sign * scores, identifiers, exclusions, min(k, self._num_candidates))
-        return sign * scores, identifiers
+        ids_dtype = tf.int32 if self._identifiers is None else self._identifiers.dtype
+        exclusions = check_exclusions(exclusions, ids_dtype)
+        return top_k_excluding(
+            self._search,
+            self._identifiers,
+            queries,
+            exclusions,
+            min(k, self._num_candidates),
+            self._num_candidates,
+            self._higher_is_better,
+        )
 
     @property
     def _higher_is_better(self) -> bool:

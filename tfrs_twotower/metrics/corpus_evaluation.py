@@ -15,7 +15,10 @@ Conventions (the same as `tf.math.in_top_k`, TFRS `FactorizedTopK` and `metrics.
   rescoring of near-ties, see `fma_scores`), so exact duplicates of the positive never outscore it and
   both paths give identical ranks on every machine.
 - `exclude` removes candidates (e.g. items the user has already seen) from the comparison; the positive
-  itself is never excluded.
+  itself is never excluded. `seen` (each query's training positives) reports every metric a second
+  time, under `<name>_seen_excluded`, with them removed too. Removal is exact: an excluded candidate is
+  subtracted when, and only when, the count included it (it is rescored with the same fma chain), so
+  both paths give identical ranks with exclusions too.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tfrs_twotower.metrics.factorized_top_k import _validate_ks
 
 DEFAULT_QUERY_BLOCK = 1024
 DEFAULT_CANDIDATE_BLOCK = 2048
+SEEN_SUFFIX = "_seen_excluded"
 
 
 def _check_block(name: str, value: int | None, default: int) -> int:
@@ -49,17 +53,23 @@ def _as_matrix(name: str, value) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _exclusion_pairs(exclude, num_queries: int, num_candidates: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flattens `exclude` into unique (query, candidate) pairs."""
+def _as_rows(exclude, name: str = "exclude") -> list:
+    """`exclude` (lists, a tf.RaggedTensor or a -1-padded int matrix) as one index list per query."""
     if isinstance(exclude, tf.RaggedTensor):
         exclude = exclude.to_list()
     if isinstance(exclude, np.ndarray) and exclude.ndim == 2:
         exclude = [row[row >= 0] for row in exclude]  # a padded matrix: negative entries are padding
     if isinstance(exclude, (str, bytes)) or not isinstance(exclude, (Sequence, np.ndarray)):
         raise TypeError(
-            "`exclude` must be a sequence with one list of candidate indices per query, a "
+            f"`{name}` must be a sequence with one list of candidate indices per query, a "
             f"tf.RaggedTensor, or a -1-padded [Q, L] int array. Got {type(exclude).__name__}."
         )
+    return list(exclude)
+
+
+def _exclusion_pairs(exclude, num_queries: int, num_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flattens `exclude` into unique (query, candidate) pairs."""
+    exclude = _as_rows(exclude)
     if len(exclude) != num_queries:
         raise ValueError(f"`exclude` must have one entry per query ({num_queries}). Got {len(exclude)}.")
     rows = [np.asarray(row, dtype=np.int64).reshape(-1) for row in exclude]
@@ -91,6 +101,17 @@ def positive_ranks(
         `(ranks, num_others)`: int64 `[Q]` arrays; `ranks` is 1-based, `num_others` is how many candidates
         each positive was compared against (`N - 1` minus that query's excluded candidates).
     """
+    return _rank_sets(
+        query_embeddings, positive_indices, candidate_embeddings, [exclude], query_block, candidate_block
+    )[0]
+
+
+def _rank_sets(
+    query_embeddings, positive_indices, candidate_embeddings, exclusion_sets, query_block, candidate_block
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`(ranks, num_others)` for each of several exclusion sets (each like `exclude`, or None), with one
+    pass over the corpus: the candidates outscoring each positive are counted once, then each set's
+    excluded candidates that were counted (scored exactly as counted, on both paths) are subtracted."""
     queries = _as_matrix("query_embeddings", query_embeddings)
     candidates = _as_matrix("candidate_embeddings", candidate_embeddings)
     positives = np.asarray(positive_indices)
@@ -115,8 +136,23 @@ def positive_ranks(
     candidate_block = min(
         _check_block("candidate_block", candidate_block, DEFAULT_CANDIDATE_BLOCK), max(num_candidates, 1)
     )
-
     positives = positives.astype(np.int32 if num_candidates < 2**31 else np.int64)
+
+    # Every excluded (query, candidate) pair of every set once, with a bit per set it belongs to.
+    codes = []
+    for exclude in exclusion_sets:
+        if exclude is None:
+            codes.append(np.zeros([0], np.int64))
+            continue
+        rows, columns = _exclusion_pairs(exclude, num_queries, num_candidates)
+        keep = columns != positives[rows]  # the positive itself is never excluded
+        codes.append(rows[keep] * num_candidates + columns[keep])
+    union = np.unique(np.concatenate(codes))
+    bits = np.zeros(union.shape, np.int64)
+    for j, code in enumerate(codes):
+        bits[np.searchsorted(union, code)] |= 1 << j
+    pair_rows, pair_columns = union // max(num_candidates, 1), union % max(num_candidates, 1)
+
     if fast_ranks.available():
         thresholds = fast_ranks.pair_scores(queries, candidates, np.arange(num_queries), positives)
         counts = fast_ranks.count_outscoring(queries, candidates, thresholds)
@@ -130,16 +166,28 @@ def positive_ranks(
 
         thresholds = pair_scores(np.arange(num_queries), positives)
         counts = fma_scores.count_outscoring_tf(queries, candidates, thresholds, query_block, candidate_block)
+    # An excluded candidate is removed when the count included it: scored as the count scored it.
+    hits = pair_scores(pair_rows, pair_columns) > thresholds[pair_rows]
+    results = []
+    for j in range(len(exclusion_sets)):
+        member = (bits >> j) & 1 == 1
+        removed = np.bincount(pair_rows[member & hits], minlength=num_queries)
+        num_others = (num_candidates - 1) - np.bincount(pair_rows[member], minlength=num_queries)
+        results.append((counts - removed + 1, num_others.astype(np.int64)))
+    return results
 
-    num_others = np.full([num_queries], num_candidates - 1, dtype=np.int64)
-    if exclude is not None:
-        query_rows, columns = _exclusion_pairs(exclude, num_queries, num_candidates)
-        keep = columns != positives[query_rows]
-        query_rows, columns = query_rows[keep], columns[keep]
-        scores = pair_scores(query_rows, columns)
-        np.subtract.at(counts, query_rows, (scores > thresholds[query_rows]).astype(np.int64))
-        num_others -= np.bincount(query_rows, minlength=num_queries)
-    return counts + 1, num_others
+
+def _metrics(ranks: np.ndarray, num_others: np.ndarray, ks: Sequence[int], suffix: str = "") -> dict:
+    ranks_f = ranks.astype(np.float64)
+    result = {f"recall_at_{k}": float(np.mean(ranks <= k)) for k in ks}
+    result["ndcg_at_10"] = float(np.mean(np.where(ranks <= 10, 1.0 / np.log2(ranks_f + 1.0), 0.0)))
+    result["mrr"] = float(np.mean(1.0 / ranks_f))
+    auc = 1.0 - (ranks_f - 1.0) / np.maximum(num_others, 1)
+    result["auc"] = float(np.mean(auc))
+    result["precision_at_1"] = float(np.mean(ranks == 1))
+    for k in ks:
+        result[f"factorized_top_k/top_{k}_categorical_accuracy"] = result[f"recall_at_{k}"]
+    return {name + suffix: value for name, value in result.items()}
 
 
 def evaluate_retrieval(
@@ -150,6 +198,7 @@ def evaluate_retrieval(
     exclude=None,
     query_block: int | None = None,
     candidate_block: int | None = None,
+    seen=None,
 ) -> dict[str, float]:
     """Evaluates retrieval of each query's positive among all candidates (exact, by rank counting).
 
@@ -163,11 +212,16 @@ def evaluate_retrieval(
         query_block: queries per block (default 1024). TF path only (see `fast_ranks.available()`).
         candidate_block: candidates per block (default 2048). A score block is
             `query_block * candidate_block * 4` bytes. TF path only.
+        seen: optional candidates each query has already seen (its training positives), in the forms
+            of `exclude`: the result then also holds every metric computed with them (and `exclude`)
+            removed from the ranking, named with the suffix `SEEN_SUFFIX` ("_seen_excluded"), the usual
+            recommendation protocol. The positive itself is never removed.
 
     Returns:
         A dict of floats, averaged over queries: `recall_at_{k}` for each k, `ndcg_at_10`, `mrr`, `auc`
         (fraction of the other candidates that do not outscore the positive), `precision_at_1`, and
-        `factorized_top_k/top_{k}_categorical_accuracy` (= `recall_at_{k}`, the TFRS name).
+        `factorized_top_k/top_{k}_categorical_accuracy` (= `recall_at_{k}`, the TFRS name); with `seen`,
+        each of them again as `<name>_seen_excluded`.
 
     Raises:
         ValueError: on mismatched shapes, out-of-range indices or bad `ks`/block sizes.
@@ -181,23 +235,30 @@ def evaluate_retrieval(
     (0.5, 1.0, 0.75)
     """
     ks = _validate_ks(ks)
-    ranks, num_others = positive_ranks(
-        query_embeddings,
-        positive_indices,
-        candidate_embeddings,
-        exclude=exclude,
-        query_block=query_block,
-        candidate_block=candidate_block,
+    sets = [exclude] if seen is None else [exclude, _union(exclude, seen)]
+    ranked = _rank_sets(
+        query_embeddings, positive_indices, candidate_embeddings, sets, query_block, candidate_block
     )
-    if ranks.size == 0:
+    if ranked[0][0].size == 0:
         raise ValueError("`query_embeddings` is empty: there is nothing to evaluate.")
-    ranks_f = ranks.astype(np.float64)
-    result = {f"recall_at_{k}": float(np.mean(ranks <= k)) for k in ks}
-    result["ndcg_at_10"] = float(np.mean(np.where(ranks <= 10, 1.0 / np.log2(ranks_f + 1.0), 0.0)))
-    result["mrr"] = float(np.mean(1.0 / ranks_f))
-    auc = 1.0 - (ranks_f - 1.0) / np.maximum(num_others, 1)
-    result["auc"] = float(np.mean(auc))
-    result["precision_at_1"] = float(np.mean(ranks == 1))
-    for k in ks:
-        result[f"factorized_top_k/top_{k}_categorical_accuracy"] = result[f"recall_at_{k}"]
+    result = _metrics(*ranked[0], ks)
+    if seen is not None:
+        result.update(_metrics(*ranked[1], ks, SEEN_SUFFIX))
     return result
+
+
+def _union(exclude, seen):
+    """Per query, the candidates of `exclude` and of `seen` (as lists; both in `exclude`'s forms)."""
+    seen_rows = _as_rows(seen, "seen")
+    if exclude is None:
+        return seen_rows
+    exclude_rows = _as_rows(exclude)
+    if len(exclude_rows) != len(seen_rows):
+        raise ValueError(
+            f"`exclude` and `seen` must have one entry per query. Got {len(exclude_rows)} and "
+            f"{len(seen_rows)}."
+        )
+    return [
+        np.concatenate([np.asarray(a, np.int64).reshape(-1), np.asarray(b, np.int64).reshape(-1)])
+        for a, b in zip(exclude_rows, seen_rows, strict=True)
+    ]

@@ -113,6 +113,14 @@ def add_commands(commands) -> None:
         help="brute_force (exact) or scann (approximate); default: brute_force.",
     )
     query.add_argument("--json", action="store_true", help='Print {"ids": [...], "scores": [...]} per query.')
+    query.add_argument(
+        "--exclude",
+        default=None,
+        metavar="ID[,ID...]",
+        help="Candidate ids to leave out of every query's results (comma-separated). A query document "
+        'may also list its own under the reserved key "exclude" ("_exclude" if a query feature is named '
+        'exclude): {..., "exclude": ["m1", "m2"]}.',
+    )
     query.set_defaults(run=run_query)
 
 
@@ -165,8 +173,10 @@ def run_query(args: argparse.Namespace) -> int:
         (args.document, "<argument>") if args.document is not None else (sys.stdin.read(), "<stdin>")
     )
     retriever = Retriever(args.job_dir, flavour=args.flavour, k=args.k)
-    documents = list(parse_queries(text, retriever.parser, source))
-    results = retriever(documents)
+    queries = list(parse_queries(text, retriever.parser, source, retriever.exclude_name))
+    common = [v for v in (args.exclude or "").split(",") if v]
+    results = retriever(queries, exclude=[common] * len(queries))
+    documents = [q.document for q in queries]
     for n, (doc, ranked) in enumerate(zip(documents, results, strict=True)):
         if args.json:
             line = {"ids": [i for i, _ in ranked], "scores": [round(s, 6) for _, s in ranked]}

@@ -6,6 +6,10 @@
 - inputs: the query side's raw features, named as in the schema (the query encoder's own inputs);
 - outputs: `{"ids": string [batch, k], "scores": float32 [batch, k]}`, best first (dot products).
 
+and a second signature, `serving_exclude`: the same inputs plus `exclude` (string `[batch, E]`, padded
+with ""; see `serving.exclusions` for the name), the candidate ids to leave out of each query's
+results (`index.exclusions`: the top k of the rest; a short tail is padded with "" and -inf).
+
 Two flavours, one folder each:
 
 - `index/brute_force/`: exact (`tfrs_twotower.index.BruteForce`); plain TensorFlow ops only, so stock
@@ -43,6 +47,7 @@ from tfrs_twotower.features.finite import check_finite
 from tfrs_twotower.index import BruteForce, ScaNN
 from tfrs_twotower.index.top_k import TopK, check_k
 from tfrs_twotower.schema import InputSchema, load_schema
+from tfrs_twotower.serving import exclusions
 from tfrs_twotower.serving.encoder import load_encoder
 from tfrs_twotower.serving.instances import instances_to_tensors
 from tfrs_twotower.serving.scann_tuning import exact_top_k, query_documents, tune_scann
@@ -82,29 +87,54 @@ class RetrievalModule(tf.Module):
     Args:
         index: an indexed `BruteForce` or `ScaNN` whose `query_model` maps the features to embeddings.
         input_signature: `{name: tf.TensorSpec}` of the query side's raw features.
+        exclude_name: the name of the exclusions input (`serving.exclusions.exclusion_name(schema)`).
 
     The `serve` function (also the SavedModel's `serving_default`) returns
-    `{"ids": [batch, k], "scores": float32 [batch, k]}`.
+    `{"ids": [batch, k], "scores": float32 [batch, k]}`; `serve_exclude` (`serving_exclude`) takes the
+    features and `exclude_name` (string `[batch, E]`, "" padding) and leaves those ids out.
     """
 
-    def __init__(self, index: TopK, input_signature: Mapping[str, tf.TensorSpec]):
+    def __init__(
+        self,
+        index: TopK,
+        input_signature: Mapping[str, tf.TensorSpec],
+        exclude_name: str = exclusions.RESERVED,
+    ):
         super().__init__(name="retrieval")
         if index.query_model is None or index.num_candidates is None:
             raise ValueError("The `index` parameter must be indexed and have a `query_model`.")
+        if exclude_name in input_signature:
+            raise ValueError(
+                f"`exclude_name` {exclude_name!r} is a query feature; use `exclusion_name(schema)`."
+            )
         self.index = index
+        self.exclude_name = exclude_name
         self._signature = dict(input_signature)
         self.serve = tf.function(self._serve, input_signature=[dict(input_signature)])
+        with_exclusions = {
+            **input_signature,
+            exclude_name: tf.TensorSpec([None, None], tf.string, name=exclude_name),
+        }
+        self.serve_exclude = tf.function(self._serve_exclude, input_signature=[with_exclusions])
 
     def _serve(self, features):
         features = check_finite(features, self._signature, "query")  # inf/NaN: an error naming it
-        scores, ids = self.index(features)
+        return self._outputs(*self.index(features))
+
+    def _serve_exclude(self, inputs):
+        features = {name: value for name, value in inputs.items() if name != self.exclude_name}
+        features = check_finite(features, self._signature, "query")
+        return self._outputs(*self.index.query_with_exclusions(features, inputs[self.exclude_name]))
+
+    def _outputs(self, scores, ids):
         # ScaNN's ops give no static shape; the signature (and saved_model_cli) should show [-1, k].
         shape = [None, self.index.k]
         return {"ids": tf.ensure_shape(ids, shape), "scores": tf.ensure_shape(scores, shape)}
 
     def save(self, path: str) -> str:
         options = tf.saved_model.SaveOptions(namespace_whitelist=[SCANN_NAMESPACE])
-        tf.saved_model.save(self, path, signatures={"serving_default": self.serve}, options=options)
+        signatures = {"serving_default": self.serve, exclusions.SIGNATURE: self.serve_exclude}
+        tf.saved_model.save(self, path, signatures=signatures, options=options)
         return path
 
 
@@ -200,10 +230,11 @@ def export_retrieval_models(
             path = index_path(job_dir, flavour)
             if tf.io.gfile.exists(path):
                 tf.io.gfile.rmtree(path)
-            RetrievalModule(index, signature).save(path)
+            RetrievalModule(index, signature, exclusions.exclusion_name(schema)).save(path)
             measured = (recall or {}).get("recall_at_k")
             done(f"saved to {path}" + (f", recall@k {measured}" if measured is not None else ""))
         metadata[flavour] = _describe(index, len(ids), embeddings.shape[1])
+        metadata[flavour]["exclude_input"] = exclusions.exclusion_name(schema)
         if recall is not None:
             metadata[flavour]["recall"] = recall
         paths[f"index_{flavour}"] = path

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import keras
 
+from tfrs_twotower.data import id_counts
 from tfrs_twotower.data.batching import side_columns
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
@@ -87,6 +88,7 @@ def build_model(
     hidden_units: Sequence[int] | None = None,
     optimizer: keras.optimizers.Optimizer | None = None,
     fused: bool | None = None,
+    id_vocabularies: Mapping[str, Mapping[str, Sequence[str] | None]] | None = None,
     **settings: Any,
 ) -> TwoTowerModel:
     """The compiled two-tower model (towers, task, options) that `train` fits.
@@ -105,6 +107,8 @@ def build_model(
       hidden_units: units of each hidden layer (overrides the config's `num_nodes_hidden_layer{i}`).
       optimizer: a Keras optimizer to use instead of the config's `optimizer` / `learning_rate`.
       fused: `Retrieval`'s compute path (None: the fused C kernel when the options allow it).
+      id_vocabularies: `{side: {Id feature: vocabulary or None}}` (see `IdEncoder`); default: from
+        `scan`'s Id value counts with `id_min_count` (without a scan, Ids hash into `num_buckets`).
       **settings: any `TrainingConfig` field (`output_dim=32, temperature=0.2, ...`), overriding `config`.
 
     Returns:
@@ -136,6 +140,8 @@ def build_model(
         if corpus_features is None and config.num_mixed_negatives:
             corpus = inputs.corpus if inputs is not None else scan.corpus
             corpus_features = side_columns(schema.candidate, list(corpus.candidates))
+        if id_vocabularies is None:
+            id_vocabularies = id_counts.id_vocabularies(scan.id_counts, config.id_min_count)
     query_tower, candidate_tower = build_towers(
         schema,
         hidden_units=config.hidden_units if hidden_units is None else list(hidden_units),
@@ -143,6 +149,7 @@ def build_model(
         numeric_stats=numeric_stats,
         l2_normalize=config.l2_normalize,
         projection=config.tower_projection,
+        id_vocabularies=id_vocabularies,
     )
     task = Retrieval(
         batch_metrics=make_batch_metrics(config.metric_names),

@@ -128,6 +128,11 @@ class TrainingConfig:
         "Candidate feature identifying a candidate (default: the first Id feature of the candidate side).",
     )
     eval_top_k: str = _field("1,5,10,50,100", "The K of the full-corpus Recall@K metrics, comma-separated.")
+    id_min_count: int = _field(
+        2,
+        "Id values seen at least this often in the training data get their own embedding; rarer and unseen "
+        "ones share one learned 'unknown' embedding. 0: hash every Id into num_buckets (Vertex AI).",
+    )
     l2_normalize: bool = _field(
         True,
         "L2-normalise both towers' outputs (cosine similarity). On by default, with `temperature` 0.2: the "
@@ -216,6 +221,7 @@ class TrainingConfig:
             check_parameter(name, getattr(self, name), Interval(int, 1, None), optional=True)
         for name in ("max_bad_records", "seed", "num_mixed_negatives"):
             check_parameter(name, getattr(self, name), Interval(int, 0, None))
+        check_parameter("id_min_count", self.id_min_count, Interval(int, 0, None))
         check_parameter("eval_split", self.eval_split, Interval(float, 0.0, 1.0, closed="left"))
         check_parameter("learning_rate", self.learning_rate, Interval(float, 0.0, None, closed="neither"))
         check_parameter("momentum", self.momentum, Interval(float, 0.0, 1.0), optional=True)

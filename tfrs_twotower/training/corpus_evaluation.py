@@ -18,7 +18,8 @@ from tfrs_twotower.metrics import evaluate_retrieval
 
 
 class CorpusEvaluation(keras.callbacks.Callback):
-    """Full-corpus Recall@K, NDCG@10, MRR, AUC and precision@1 after each epoch (and on demand).
+    """Full-corpus Recall@K, NDCG@10, MRR, AUC and precision@1 after each epoch (and on demand), also
+    with each query's seen (training) candidates excluded when `seen_rows` is given.
 
     Args:
       schema: the input schema (for the encoders' input signatures).
@@ -28,6 +29,9 @@ class CorpusEvaluation(keras.callbacks.Callback):
       positive_keys: maps an evaluation batch to the keys of its positives (numpy array of str).
       ks: the K of Recall@K.
       max_batches: evaluate at most this many evaluation batches (None: all).
+      seen_rows: optional; maps an evaluation batch to each query's training positives (a list of
+        corpus-row arrays): every metric is then also reported with them removed from the ranking,
+        as `<name>_seen_excluded` (see `evaluate_retrieval(seen=...)`).
 
     Example:
     >>> callback = CorpusEvaluation(
@@ -44,6 +48,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
         positive_keys: Callable[[dict], np.ndarray],
         ks: Sequence[int] = (1, 5, 10, 50, 100),
         max_batches: int | None = None,
+        seen_rows: Callable[[dict], list[np.ndarray]] | None = None,
     ):
         super().__init__()
         self.schema = schema
@@ -54,6 +59,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
         self.positive_keys = positive_keys
         self.ks = tuple(ks)
         self.max_batches = max_batches
+        self.seen_rows = seen_rows
         self.last_results: dict[str, float] = {}
         self._encoders = None
 
@@ -68,7 +74,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
             )
         _, encode_candidate, encode_query = self._encoders
         candidates = encode_batches(encode_candidate, self.corpus_batches)
-        queries, rows = [], []
+        queries, rows, seen = [], [], []
         for i, batch in enumerate(self.eval_batches):
             if self.max_batches is not None and i >= self.max_batches:
                 break
@@ -82,9 +88,17 @@ class CorpusEvaluation(keras.callbacks.Callback):
                 )
             queries.append(encode_query(batch["query"]).numpy())
             rows.append(np.asarray(batch_rows, np.int64))
+            if self.seen_rows is not None:
+                seen.extend(self.seen_rows(batch))
         if not queries:
             return {}
-        results = evaluate_retrieval(np.concatenate(queries), np.concatenate(rows), candidates, ks=self.ks)
+        results = evaluate_retrieval(
+            np.concatenate(queries),
+            np.concatenate(rows),
+            candidates,
+            ks=self.ks,
+            seen=seen if self.seen_rows is not None else None,
+        )
         self.last_results = {name: float(value) for name, value in results.items()}
         return self.last_results
 

@@ -55,6 +55,7 @@ def corpus_evaluation(config: TrainingConfig, inputs) -> CorpusEvaluation | None
         inputs.positive_keys,
         ks=config.top_ks,
         max_batches=config.eval_steps_per_epoch,
+        seen_rows=inputs.seen_rows if inputs.has_seen else None,  # also `val_<metric>_seen_excluded`
     )
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfrs_twotower import data as data_lib
 from tfrs_twotower.data.batching import side_columns
+from tfrs_twotower.data.seen import corpus_remap
 from tfrs_twotower.schema import InputSchema, load_schema
 from tfrs_twotower.training.config import TrainingConfig
 
@@ -38,6 +39,7 @@ class TrainingInputs:
     eval_dataset: tf.data.Dataset | None
     corpus_dataset: tf.data.Dataset
     corpus_keys: list[str]
+    _seen_remap: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def numeric_stats(self) -> dict[str, dict[str, tuple[float, float]]]:
@@ -59,6 +61,24 @@ class TrainingInputs:
             ids = batch["candidate_key"]
         ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
         return ids.reshape(len(ids), -1)[:, 0]
+
+    def seen_rows(self, batch: dict[str, Any]) -> list[np.ndarray]:
+        """Each query's training positives as corpus rows (seen-item exclusion); needs `has_seen`."""
+        seen = self.train_scan.seen
+        ids = batch["query"][seen.feature]
+        ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
+        if self.corpus is self.train_scan.corpus:
+            remap = None  # the same corpus (evaluation candidates appended after): the same indices
+        else:
+            if self._seen_remap is None:
+                self._seen_remap = corpus_remap(self.train_scan.corpus.keys, self.corpus.index_of)
+            remap = self._seen_remap
+        return seen.rows_for(ids.reshape(len(ids), -1)[:, 0], remap)
+
+    @property
+    def has_seen(self) -> bool:
+        """Whether the query side has an Id feature, so that seen-item exclusion applies."""
+        return self.train_scan.seen is not None
 
     def positive_counts(self, subset: str) -> dict[str, int]:
         """How often each candidate key is the positive of a "train" or "eval" pair (from the scans)."""
