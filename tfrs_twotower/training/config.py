@@ -135,9 +135,7 @@ class TrainingConfig:
     )
     l2_normalize: bool = _field(
         True,
-        "L2-normalise both towers' outputs (cosine similarity). On by default, with `temperature` 0.2: the "
-        "best of docs/benchmarks.md's MovieLens protocols. False, with `temperature` none and "
-        "`sampling_bias_correction` none, is TFRS's plain softmax.",
+        "L2-normalise both towers' outputs (cosine similarity; best with temperature 0.2 on MovieLens).",
     )
     tower_projection: bool = _field(
         True,
@@ -145,19 +143,16 @@ class TrainingConfig:
     )
     temperature: float | None = _field(
         0.2,
-        "Divide the logits by this temperature (none: no division). 0.2 suits l2-normalised towers; with "
-        "`l2_normalize` false set it to none.",
+        "Divide the logits by this temperature; none with l2_normalize false.",
     )
     remove_accidental_hits: bool = _field(
         False, "Do not use a batch's duplicates of the positive candidate as its negatives."
     )
     sampling_bias_correction: str | None = _field(
         "auto",
-        "logQ correction of in-batch softmax: 'auto' (the default: 'counts' when the candidate side has an "
-        "Id feature, else none; far above plain in-batch softmax on docs/benchmarks.md's MovieLens "
-        "protocols), 'counts' (exact candidate frequencies of the training data), 'estimate' "
-        "(streaming estimate, Yi et al. 2019), a candidate Numeric feature holding the probability, or none "
-        "(TFRS's plain softmax).",
+        "logQ correction: auto (counts when candidates have an Id feature), counts (training frequencies), "
+        "estimate (streaming, Yi et al. 2019), a candidate Numeric feature, or none. TFRS parity: none, "
+        "with l2_normalize false and temperature none.",
     )
     num_hard_negatives: int | None = _field(None, "Keep only this many top-scoring negatives per query.")
     num_mixed_negatives: int = _field(
