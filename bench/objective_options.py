@@ -124,9 +124,10 @@ def main(argv=None) -> dict:
             if "num_hard_negatives" in options:
                 options["num_hard_negatives"] = 8
 
-    data = harness.load_data(args.data, smoke=args.smoke)
-    paths = harness.write_data(data, args.workdir or tempfile.mkdtemp(prefix="objective_options_"))["full"]
-    train, test, movies = (harness.read_jsonl(paths[k]) for k in ("train", "test", "movies"))
+    data = harness.ml_data.load_data(args.data, smoke=args.smoke)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="objective_options_")
+    paths = harness.ml_data.write_data(data, workdir)["full"]
+    train, test, movies = (harness.ml_data.read_jsonl(paths[k]) for k in ("train", "test", "movies"))
     load = [os.getloadavg()]
     runs: dict[str, list] = {}
     summary: dict[str, dict] = {}
@@ -134,7 +135,7 @@ def main(argv=None) -> dict:
         runs[name] = []
         for seed in seeds:
             settings = {**base, **options, "seed": seed}
-            result = harness.fit_ours(settings, paths["schema"], train, test, movies)
+            result = harness.ml_fit.fit_ours(settings, paths, train, test, movies)
             runs[name].append(
                 {"seed": seed, "metrics": result["metrics"], "train_seconds": result["train_seconds"]}
             )
@@ -157,8 +158,8 @@ def main(argv=None) -> dict:
             ["python", "bench/objective_options.py", *(sys.argv[1:] if argv is None else argv)]
         ),
         "date": datetime.datetime.now().isoformat(timespec="minutes"),
-        "machine": harness.machine(),
-        "versions": harness.versions(),
+        "machine": harness.ml_report.machine(),
+        "versions": harness.ml_report.versions(),
         "load_average": load,
         "base": base,
         "seeds": seeds,

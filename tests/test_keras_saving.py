@@ -71,11 +71,17 @@ def _scann_tree():
 
 LAYERS = {
     "IdEncoder": lambda: (IdEncoder(20, 4), tf.constant(["a", "b", "zz"])),
+    "IdEncoder-vocabulary": lambda: (IdEncoder(20, 4, vocabulary=["a", "b"]), tf.constant(["a", "zz", "b"])),
+    "IdEncoder-empty-vocabulary": lambda: (IdEncoder(20, 4, vocabulary=[]), tf.constant(["a", "zz"])),
     "CategoricalEncoder": lambda: (CategoricalEncoder(["a", "b"], 3), tf.constant([["a", ""], ["c", "b"]])),
     "NumericEncoder": lambda: (NumericEncoder(3.0, 4.0), tf.constant([[1.0], [np.nan]])),
     "VectorEncoder": lambda: (VectorEncoder(2), tf.constant([[1.0, 2.0]])),
     "RowEmbedding": lambda: (tt.RowEmbedding(10, 3), tf.constant([1, 4, 4])),
     "FeatureEncoder": lambda: (tt.FeatureEncoder(SCHEMA, "query", {"age": (30.0, 4.0)}), QUERY),
+    "FeatureEncoder-id-vocabulary": lambda: (
+        tt.FeatureEncoder(SCHEMA, "query", {"age": (30.0, 4.0)}, id_vocabularies={"user": ["u1", "u3"]}),
+        QUERY,
+    ),
     "Tower": lambda: (
         tt.build_towers(SCHEMA, hidden_units=[8, 6], output_dim=4, l2_normalize=True)[0],
         QUERY,

@@ -101,7 +101,8 @@ def build_model(
       corpus_features: the corpus as model inputs `{name: array [N, ...]}`; needed for
         `num_mixed_negatives` (default: `scan`'s corpus).
       candidate_counts: `{candidate id: count in the training data}`; needed for
-        `sampling_bias_correction="counts"` (default: from `scan`).
+        `sampling_bias_correction="counts"` (default: from `scan`); with the default "auto", a build without
+        counts trains without logQ correction.
       scan: the training data's `tfrs_twotower.scan(...)` result, to take the three above from.
       inputs: a `prepare_inputs` result (`TrainingInputs`), the same as passing its training scan.
       hidden_units: units of each hidden layer (overrides the config's `num_nodes_hidden_layer{i}`).
@@ -166,7 +167,10 @@ def build_model(
             "--candidate_id_feature."
         )
     estimator = None
-    if config.sampling_bias_correction == "counts":
+    correction = config.bias_correction(id_feature)  # 'auto' resolved; 'none' -> None
+    if config.sampling_bias_correction == "auto" and not candidate_counts:
+        correction = None  # 'auto' without the training data's counts (a bare Python-API build): no logQ
+    if correction == "counts":
         if not candidate_counts:
             raise ValueError(
                 "`sampling_bias_correction='counts'` needs the training data's `candidate_counts` (pass "
@@ -175,8 +179,8 @@ def build_model(
         estimator = CandidateFrequencies(
             list(candidate_counts), list(candidate_counts.values()), batch_size=config.train_batch_size
         )
-    elif config.sampling_bias_correction not in (None, "estimate"):
-        spec = schema.feature("candidate", config.sampling_bias_correction)
+    elif correction not in (None, "estimate"):
+        spec = schema.feature("candidate", correction)
         if spec.feature_type != "Numeric":
             raise ValueError(
                 "The `sampling_bias_correction` parameter must be 'counts', 'estimate' or a Numeric "
@@ -195,7 +199,7 @@ def build_model(
         candidate_tower,
         task,
         candidate_id_feature=id_feature,
-        sampling_probability=config.sampling_bias_correction,
+        sampling_probability=correction,
         frequency_estimator=estimator,
         negative_sampler=sampler,
     )
