@@ -173,11 +173,9 @@ class TrainingConfig:
     )
     best_epoch_metric: str = _field(
         "auto",
-        "Export the best epoch by this val_ metric (none: the last one).",
+        "Export the best epoch by this metric (none: the last).",
     )
-    early_stopping_patience: int | None = _field(
-        None, "Stop after N epochs without a better best_epoch_metric."
-    )
+    early_stopping_patience: int | None = _field(None, "Stop after N epochs without improvement.")
     warm_start_from: str | None = _field(None, "A finished run's job_dir whose weights to start from.")
 
     @property
