@@ -39,6 +39,15 @@ def test_identity_blocks_kernel():
         IdentityBlocks([["identity", 2]])((3, 2))
 
 
+def test_identity_blocks_in_a_graph_equal_the_eager_kernel():
+    # Keras builds a layer's weights inside `model.fit`'s graph when nothing built them before.
+    init = IdentityBlocks([["identity", 2], ["glorot_uniform", 1]], gain=3.0, seed=0)
+    eager = init((3, 2)).numpy()
+    graph = tf.function(lambda: init((3, 2)))().numpy()
+    np.testing.assert_array_equal(graph, eager)
+    np.testing.assert_array_equal(eager[:2], [[3.0, 0.0], [0.0, 3.0]])
+
+
 def test_adapted_default_towers_start_at_the_lsa_cosine():
     """Both towers start with the same map: the embeddings' dot product is 16 x the text cosines' sum."""
     schema = load_schema(_schema())

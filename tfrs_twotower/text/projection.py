@@ -45,15 +45,19 @@ class IdentityBlocks(keras.initializers.Initializer):
                 f"`IdentityBlocks` has blocks {self.blocks} for a kernel of {rows} rows; the widths must "
                 "add up to the rows."
             )
-        kernel = keras.ops.convert_to_numpy(
-            keras.initializers.GlorotUniform(seed=self.seed)(shape, dtype="float32")
-        )
+        # The blocks are constants of the shape; the random part stays a tensor, so this also runs in a
+        # graph (weights first built inside `model.fit`).
+        identity = np.zeros((rows, units), dtype=np.float32)
+        is_identity = np.zeros((rows, 1), dtype=np.float32)
         start = 0
         for kind, width in self.blocks:
             if kind == "identity":
-                kernel[start : start + width] = self.gain * np.eye(width, units, dtype=np.float32)
+                identity[start : start + width] = self.gain * np.eye(width, units, dtype=np.float32)
+                is_identity[start : start + width] = 1.0
             start += width
-        return keras.ops.convert_to_tensor(kernel, dtype=dtype or "float32")
+        random = keras.initializers.GlorotUniform(seed=self.seed)(shape, dtype="float32")
+        kernel = random * (1.0 - is_identity) + identity
+        return keras.ops.cast(kernel, dtype or "float32")
 
     def get_config(self) -> dict:
         return {"blocks": self.blocks, "gain": self.gain, "seed": self.seed}

@@ -4,7 +4,7 @@ Example:
 >>> check_parameter("train_batch_size", 0, Interval(int, 1, None))
 Traceback (most recent call last):
 ...
-ValueError: The `train_batch_size` parameter must be an int in [1, inf). Got 0 instead.
+tfrs_twotower.errors.ConfigError: The `train_batch_size` parameter must be an int in [1, inf). Got 0 instead.
 """
 
 from __future__ import annotations
