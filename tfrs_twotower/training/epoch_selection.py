@@ -150,7 +150,11 @@ class EpochSelection(keras.callbacks.Callback):
         best, path = self.state["best_epoch"], self.state.get("weights")
         last = max((int(n) for n in self.state["epochs"]), default=None)
         if best is not None and best != last and path is not None:
+            optimizer = getattr(self.model, "optimizer", None)
+            steps = int(optimizer.iterations.numpy()) if optimizer is not None else None
             tf.train.Checkpoint(model=self.model).read(path).assert_existing_objects_matched()
+            if steps is not None:  # the model tracks its optimizer: keep the count of steps trained
+                optimizer.iterations.assign(steps)
 
     # --- state in `directory` ---
     def _save_best(self, number: int, value: float) -> None:

@@ -25,7 +25,7 @@ import tensorflow as tf
 from tfrs_twotower.data import make_dataset
 from tfrs_twotower.features.text import adapt_text_features, candidate_documents
 from tfrs_twotower.training.build import check_trainable
-from tfrs_twotower.training.checkpoints import SafeBackupAndRestore
+from tfrs_twotower.training.checkpoints import EpochHistory, SafeBackupAndRestore
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.corpus_evaluation import CorpusEvaluation
 from tfrs_twotower.training.custom_loop import train_with_custom_loop
@@ -130,7 +130,9 @@ def fit(
         if tf.io.gfile.exists(job.checkpoints):
             tf.io.gfile.rmtree(job.checkpoints)  # as BackupAndRestore does when training ends
         return selection.history
-    # A damaged latest checkpoint falls back to the previous one.
+    # A damaged latest checkpoint falls back to the previous one; each epoch's logs are on disk before
+    # its checkpoint (checkpoints/epoch_logs.json).
+    recorder = EpochHistory(job.checkpoints)
     backup = SafeBackupAndRestore(job.checkpoints, log=print if config.verbose else lambda message: None)
     model.fit(
         inputs.train_dataset,
@@ -138,7 +140,7 @@ def fit(
         steps_per_epoch=config.training_steps_per_epoch,
         validation_data=inputs.eval_dataset,
         validation_steps=config.eval_steps_per_epoch,
-        callbacks=[*before, backup],
+        callbacks=[*before, recorder, backup],
         verbose=config.verbose,
         shuffle=False,  # the dataset shuffles itself
     )
