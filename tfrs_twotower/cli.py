@@ -161,6 +161,32 @@ def _run_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_prepare(args: argparse.Namespace) -> int:
+    from tfrs_twotower.prepare.pipeline import run_prepare
+
+    manifest = run_prepare(args, args.beam_args)
+    counts = manifest["counts"]
+    print(
+        f"Prepared {args.output_dir} in {manifest['seconds']:.1f} s: {counts['train']} train, {counts['eval']} "
+        f"eval, {counts['rejected']} rejected of {counts['records_read']} records; {counts['corpus']} candidates."
+    )
+    return 0
+
+
+def _add_prepare(commands) -> None:
+    from tfrs_twotower.prepare.pipeline import add_arguments  # no Beam import: --help works without it
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="Validate, split and summarise training data with Apache Beam, for train --prepared_data_path.",
+        description="An Apache Beam pipeline (DirectRunner, multi-process, by default): writes validated "
+        "TFRecord shards, the trainer's statistics and rejected-*.jsonl to --output_dir. Beam options "
+        "(--runner, --direct_num_workers, Dataflow/Flink/Spark options) pass through unchanged.",
+    )
+    add_arguments(prepare)
+    prepare.set_defaults(run=_run_prepare, passthrough=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfrs-twotower",
@@ -181,13 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num_pairs", type=int, default=5000, help="Number of (query, candidate) pairs.")
     sample.add_argument("--seed", type=int, default=0, help="Random seed (same seed, same bytes).")
     sample.set_defaults(run=_run_sample_data)
+    _add_prepare(commands)
     add_serving_commands(commands)  # export-index, encode, query
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.beam_args = extra  # `prepare` passes unknown flags to Beam
     from tfrs_twotower import errors, progress
 
     previous = progress.enabled()
