@@ -53,7 +53,7 @@ _VERTEX = (
 ).split()
 _GROUPS = {
     "Vertex AI Two-Tower flags (same names and defaults)": _VERTEX,
-    "data": "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature".split(),
+    "data": "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature prepared_data_path".split(),
     "model": "l2_normalize tower_projection".split(),
     "objective (loss and negatives)": (
         "temperature remove_accidental_hits sampling_bias_correction num_mixed_negatives num_hard_negatives "
@@ -125,7 +125,7 @@ def _add_flag(group, field: dataclasses.Field, hint, hidden: bool = False) -> No
         type=_optional(parse) if optional else parse,
         # `--verbose` left out: 1 (progress bars) on a terminal, 2 (a line per epoch) in a log file.
         default=None if field.name == "verbose" else field.default,
-        required=field.name in _REQUIRED,
+        required=field.name in _REQUIRED and field.name != "training_data_path",  # or --prepared_data_path
         metavar="PATH" if field.name.endswith("_path") or field.name == "job_dir" else _METAVARS[base],
         help=help_text,
     )
