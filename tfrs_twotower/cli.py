@@ -174,7 +174,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _add_prepare(commands) -> None:
-    from tfrs_twotower.prepare.pipeline import add_arguments  # no Beam import: --help works without it
+    from tfrs_twotower.prepare.flags import add_arguments  # no TensorFlow or Beam import: a fast --help
 
     prepare = commands.add_parser(
         "prepare",

@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install 'tfrs-twotower[beam]')")
 
-from tfrs_twotower.prepare.pipeline import parser, run_prepare  # noqa: E402
+from tfrs_twotower.prepare.flags import parser  # noqa: E402
+from tfrs_twotower.prepare.pipeline import run_prepare  # noqa: E402
 from tfrs_twotower.sample_data import generate_sample  # noqa: E402
 
 IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]

@@ -24,6 +24,7 @@ from typing import Sequence
 
 from tfrs_twotower.data.paths import resolve_paths
 from tfrs_twotower.errors import ConfigError
+from tfrs_twotower.prepare.flags import add_arguments, parser  # noqa: F401 (re-exported)
 from tfrs_twotower.prepare.files import PrepareSettings, prepare_candidate_file, prepare_pairs_file
 from tfrs_twotower.prepare.stats import PartialStats
 from tfrs_twotower.prepare.summary import finish, write_summary
@@ -97,26 +98,6 @@ def build_pipeline(pipeline, settings: PrepareSettings, files: list[str], candid
     else:
         candidates = beam.pvalue.AsSingleton(pipeline | "NoCandidates" >> beam.Create([None]))
     return pairs | "WriteSummary" >> beam.Map(write_summary, candidates, settings)
-
-
-def parser() -> argparse.ArgumentParser:
-    """The `prepare` flags (Beam's own options are passed through; see `add_command`)."""
-    p = argparse.ArgumentParser(add_help=False)
-    add_arguments(p)
-    return p
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--training_data_path", required=True, metavar="PATH", help="Training pairs, as for train.")
-    p.add_argument("--input_schema_path", required=True, metavar="PATH", help="The input schema JSON.")
-    p.add_argument("--output_dir", "--output-dir", required=True, metavar="PATH", help="Where to write.")
-    p.add_argument("--candidate_data_path", metavar="PATH", help="Candidate documents (the corpus), as train.")
-    p.add_argument("--input_file_format", default="jsonl", choices=("jsonl", "tfrecord"), help="(default: jsonl)")
-    p.add_argument("--eval_split", type=float, default=0.2, metavar="X", help="Eval fraction, as train (0.2).")
-    p.add_argument("--max_bad_records", type=int, default=0, metavar="N", help="Bad records allowed (0).")
-    p.add_argument("--candidate_id_feature", metavar="VALUE", help="The corpus key feature, as train.")
-    p.add_argument("--allow_extra_features", action="store_true", help="Ignore unknown features.")
-    p.add_argument("--records_per_shard", type=int, default=100_000, metavar="N", help="(default: 100000)")
 
 
 def run_prepare(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict:
