@@ -184,3 +184,22 @@ def test_checker_refuses_what_the_message_says_it_refuses(type_name):
     with pytest.raises(InvalidValue):
         kind.checker(spec)({"not": "a value"})
     assert kind.expected(spec).endswith(f"({type_name})")
+
+
+@pytest.mark.parametrize("type_name", FEATURE_TYPES)
+def test_invalid_utf8_gets_the_same_verdict_from_the_python_and_the_tf_rules(type_name):
+    schema = _schema(type_name)
+    spec = schema.feature("candidate", "f")
+    kind = feature_type_of(spec)
+    good = record_to_example(
+        {"query": {"q": "u"}, "candidate": {"f": VALUES[type_name][1][0]}}, schema
+    ).SerializeToString()
+    parsed = tf.io.parse_example(tf.constant([good]), {"candidate_f": kind.parse_spec(spec)})
+    assert kind.invalid_utf8_rows(parsed["candidate_f"]).numpy().tolist() == [False]
+    if kind.float_values:
+        return
+    bad = _example(type_name, [b"ok \xef\xbf\xbd", b"\xff\xfe"], None)  # a real U+FFFD, then bad bytes
+    with pytest.raises(BadRecordError, match="candidate_f: a bytes_list value is not valid UTF-8 text"):
+        example_to_record(bad, Location("t.tfrecord", 0), RecordParser(schema))
+    parsed = tf.io.parse_example(tf.constant([bad, good]), {"candidate_f": kind.parse_spec(spec)})
+    assert kind.invalid_utf8_rows(parsed["candidate_f"]).numpy().tolist() == [True, False]

@@ -122,6 +122,18 @@ class FeatureType(abc.ABC):
     def invalid_rows(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
         """bool `[B]`: the rows of parsed `values` that break `expected(spec)`, as TF ops."""
 
+    def invalid_utf8_rows(self, values: tf.RaggedTensor) -> tf.Tensor:
+        """bool `[B]`: the rows with a string that is not valid UTF-8 (the Python reader refuses them:
+        "a bytes_list value is not valid UTF-8 text"); all False for number types."""
+        if self.float_values:
+            return tf.zeros_like(values.row_lengths(), dtype=tf.bool)
+        # Transcoding replaces each invalid byte sequence, so only invalid strings change.
+        clean = tf.strings.unicode_transcode(
+            values.flat_values, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        changed = values.with_flat_values(tf.not_equal(clean, values.flat_values))
+        return tf.reduce_any(changed, axis=1)
+
     @abc.abstractmethod
     def dense(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
         """Parsed `values` (`[B, None]`, valid rows) as the batch tensor of `signature(spec)`."""
