@@ -72,7 +72,15 @@ def _assert_same(a, b):
 def test_every_schema_type_is_registered_and_implements_every_method():
     assert tuple(REGISTRY) == FEATURE_TYPES == ("Id", "Categorical", "Numeric", "Text", "Vector")
     abstract = set(FeatureType.__abstractmethods__)
-    assert {"checker", "column", "dense", "make_encoder", "split_negatives", "invalid_rows"} <= abstract
+    assert {
+        "checker",
+        "column",
+        "dense",
+        "make_encoder",
+        "split_negatives",
+        "invalid_values",
+        "dense_negatives",
+    } <= abstract
     for name, kind in REGISTRY.items():
         assert kind.name == name
         assert not inspect.isabstract(type(kind)), name
@@ -203,3 +211,67 @@ def test_invalid_utf8_gets_the_same_verdict_from_the_python_and_the_tf_rules(typ
         example_to_record(bad, Location("t.tfrecord", 0), RecordParser(schema))
     parsed = tf.io.parse_example(tf.constant([bad, good]), {"candidate_f": kind.parse_spec(spec)})
     assert kind.invalid_utf8_rows(parsed["candidate_f"]).numpy().tolist() == [True, False]
+
+
+def _parse_negatives(kind, spec, data):
+    specs = {f"negative_f{suffix}": s for suffix, s in kind.negative_parse_specs(spec).items()}
+    parsed = tf.io.parse_example(tf.constant(data), specs)
+    return parsed["negative_f"], parsed.get("negative_f.lengths")
+
+
+@pytest.mark.parametrize("type_name", FEATURE_TYPES)
+def test_parsed_negatives_give_the_python_paths_counts_and_padded_columns(type_name):
+    schema = _schema(type_name)
+    spec = schema.feature("candidate", "f")
+    kind = feature_type_of(spec)
+    parser = RecordParser(schema)
+    raw, normalised = VALUES[type_name]
+    rows = [[raw[1], raw[2]], [raw[2]], []]  # K = 2, 1, 0
+    records = [
+        parser.pair(
+            {"query": {"q": "u"}, "candidate": {"f": raw[0]}, "negatives": [{"f": v} for v in negs]},
+            Location("t.jsonl", i, i + 1),
+        )
+        for i, negs in enumerate(rows)
+    ]
+    data = [record_to_example(r, schema).SerializeToString() for r in records]
+    values, lengths = _parse_negatives(kind, spec, data)
+    k, bad = kind.negative_counts(spec, values, lengths)
+    assert k.numpy().tolist() == [2, 1, 0] and bad.numpy().tolist() == [False] * 3
+    expected, _ = negative_columns(schema.candidate, [r["negatives"] for r in records])
+    _assert_same(kind.dense_negatives(spec, values, lengths, k).numpy(), expected["f"])
+
+
+# Per type: a `negative_f` value list (and `.lengths`) that the Python reader refuses.
+BAD_NEGATIVES = {
+    "Id": ([b"m1", b""], None),
+    "Categorical": ([b"a", b"b"], [1]),
+    "Text": ([b"a"], [-1, 2]),
+    "Numeric": ([1.0, math.inf], [2]),
+    "Vector": ([1.0, 2.0, 3.0, 4.0], None),
+}
+
+
+@pytest.mark.parametrize("type_name", FEATURE_TYPES)
+def test_bad_negatives_get_the_same_verdict_from_the_python_and_the_tf_rules(type_name):
+    schema = _schema(type_name)
+    spec = schema.feature("candidate", "f")
+    kind = feature_type_of(spec)
+    values, lengths = BAD_NEGATIVES[type_name]
+    good = record_to_example(
+        {"query": {"q": "u"}, "candidate": {"f": VALUES[type_name][1][0]}}, schema
+    ).SerializeToString()
+    example = tf.train.Example.FromString(good)
+    features = example.features.feature
+    if kind.float_values:
+        features["negative_f"].float_list.value.extend(values)
+    else:
+        features["negative_f"].bytes_list.value.extend(values)
+    if lengths is not None:
+        features["negative_f.lengths"].int64_list.value.extend(lengths)
+    bad = example.SerializeToString()
+    with pytest.raises(BadRecordError, match=r"t.tfrecord record 1: (negatives\[\d\]\.f|negative_f)"):
+        example_to_record(bad, Location("t.tfrecord", 0), RecordParser(schema))
+    values, lengths = _parse_negatives(kind, spec, [bad, good])
+    _, flagged = kind.negative_counts(spec, values, lengths)
+    assert flagged.numpy().tolist() == [True, False]

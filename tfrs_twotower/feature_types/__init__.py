@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfrs_twotower.feature_types.base import FeatureType, ListFeatureType
+from tfrs_twotower.feature_types.base import FeatureType
 from tfrs_twotower.feature_types.categorical import CATEGORICAL, CategoricalType
 from tfrs_twotower.feature_types.id import ID, IdType
+from tfrs_twotower.feature_types.lists import ListFeatureType
 from tfrs_twotower.feature_types.numeric import NUMERIC, NumericType
 from tfrs_twotower.feature_types.text import TEXT, TextType
 from tfrs_twotower.feature_types.values import InvalidValue, describe

@@ -7,8 +7,9 @@ registered in `feature_types.feature_type_of`. A type owns, for a `FeatureSpec` 
 - its JSON value rule: `expected(spec)` (the phrase of error messages) and `checker(spec)` (value ->
   normalised value, or `InvalidValue`);
 - its `tf.train.Example` form: `to_feature`, `negatives_to_features` / `split_negatives` (the K explicit
-  negatives), and, for `tf.io.parse_example`, `parse_spec`, `invalid_rows` (its value rule as TF ops)
-  and `dense` (parsed ragged values -> the batch tensor);
+  negatives), and, for `tf.io.parse_example` (the native tf.data path), `parse_spec`, `invalid_rows` /
+  `invalid_utf8_rows` (its value rules as TF ops), `dense` (parsed ragged values -> the batch tensor)
+  and the same for negatives (`negative_parse_specs`, `negative_counts`, `dense_negatives`);
 - its batch form (docs/architecture.md): `signature`, `column` (numpy, from normalised values),
   `empty_value` (a padding negative);
 - its serving input: `serving_signature`;
@@ -29,29 +30,15 @@ Example:
 from __future__ import annotations
 
 import abc
-import itertools
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tfrs_twotower.feature_types.values import InvalidValue
-
 if TYPE_CHECKING:
     from tfrs_twotower.schema import FeatureSpec
 
 NAN = float("nan")
-
-
-def padded(lists: list[list], pad: Any, dtype) -> np.ndarray:
-    """`[len(lists), L]` array of `lists` padded with `pad` to the longest (L, at least 0)."""
-    width = max(map(len, lists), default=0)
-    if width == 1 and all(len(v) == 1 for v in lists):
-        flat = list(itertools.chain.from_iterable(lists))
-    else:
-        padding = [pad] * width
-        flat = list(itertools.chain.from_iterable(v + padding[len(v) :] for v in lists))
-    return np.array(flat, dtype=dtype).reshape(len(lists), width)
 
 
 class FeatureType(abc.ABC):
@@ -119,8 +106,17 @@ class FeatureType(abc.ABC):
         return tf.io.RaggedFeature(dtype=self.value_dtype, row_splits_dtype=tf.int64)
 
     @abc.abstractmethod
+    def invalid_values(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
+        """bool `[B]`: the rows of parsed `values` with a value its rule refuses (an empty Id, NaN or
+        inf), whatever their count."""
+
     def invalid_rows(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
-        """bool `[B]`: the rows of parsed `values` that break `expected(spec)`, as TF ops."""
+        """bool `[B]`: the rows of parsed `values` that break `expected(spec)` (values and count)."""
+        bad = self.invalid_values(spec, values)
+        length = self.fixed_length(spec)
+        if length is None:
+            return bad
+        return tf.logical_or(bad, tf.not_equal(values.row_lengths(), length))
 
     def invalid_utf8_rows(self, values: tf.RaggedTensor) -> tf.Tensor:
         """bool `[B]`: the rows with a string that is not valid UTF-8 (the Python reader refuses them:
@@ -137,6 +133,24 @@ class FeatureType(abc.ABC):
     @abc.abstractmethod
     def dense(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
         """Parsed `values` (`[B, None]`, valid rows) as the batch tensor of `signature(spec)`."""
+
+    def negative_parse_specs(self, spec: FeatureSpec) -> dict[str, tf.io.RaggedFeature]:
+        """`{key suffix: spec}` of the `negative_<name>` key(s), as `negatives_to_features` writes them."""
+        return {"": self.parse_spec(spec)}
+
+    @abc.abstractmethod
+    def negative_counts(
+        self, spec: FeatureSpec, values: tf.RaggedTensor, lengths: tf.RaggedTensor | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(K, bad)`, int64 and bool `[B]`: each row's number of negatives in parsed `negative_<name>`
+        values (and `.lengths`), and the rows where they break `split_negatives`' or the value rules."""
+
+    @abc.abstractmethod
+    def dense_negatives(
+        self, spec: FeatureSpec, values: tf.RaggedTensor, lengths: tf.RaggedTensor | None, k: tf.Tensor
+    ) -> tf.Tensor:
+        """Valid parsed negatives as the batch tensor of `signature(spec, extra_dims=1)`: `[B, K, ...]`,
+        rows with fewer than K padded as `batching.negative_columns` pads them."""
 
     # --- batches ------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -163,42 +177,3 @@ class FeatureType(abc.ABC):
     def embedding_table(self, spec: FeatureSpec) -> tuple[int, int] | None:
         """`(rows, dim)` of the embedding table `spec` trains, None when it trains none."""
         return None
-
-
-class ListFeatureType(FeatureType):
-    """A type whose value is a list of any length: padded to `[B, L]` with `pad_value` in batches, and
-    negatives stored flat with a `.lengths` list (Categorical, Text, Numeric)."""
-
-    pad_value: ClassVar[Any]
-
-    def fixed_length(self, spec: FeatureSpec) -> int | None:
-        return None
-
-    def negatives_to_features(self, spec: FeatureSpec, values: list) -> dict[str, tf.train.Feature]:
-        sizes = tf.train.Feature(int64_list=tf.train.Int64List(value=[len(v) for v in values]))
-        return {"": self.to_feature(spec, [x for v in values for x in v]), ".lengths": sizes}
-
-    def split_negatives(self, spec: FeatureSpec, flat: list, lengths: list | None, key: str) -> list:
-        if lengths is None or any(type(n) is not int or n < 0 for n in lengths) or sum(lengths) != len(flat):
-            raise InvalidValue(
-                f"expected an int64_list of K list lengths summing to {len(flat)} (the values in "
-                f"`{key}`), got {lengths}",
-                ".lengths",
-            )
-        parts, start = [], 0
-        for n in lengths:
-            parts.append(flat[start : start + n])
-            start += n
-        return parts
-
-    def dense(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
-        return values.to_tensor(default_value=tf.constant(self.pad_value, self.value_dtype))
-
-    def signature(self, spec: FeatureSpec, extra_dims: int = 0) -> tf.TensorSpec:
-        return tf.TensorSpec([None] * (1 + extra_dims) + [None], self.value_dtype)
-
-    def column(self, spec: FeatureSpec, values: list) -> np.ndarray:
-        return padded(values, self.pad_value, np.float32 if self.float_values else object)
-
-    def empty_value(self, spec: FeatureSpec) -> Any:
-        return []

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from tfrs_twotower.feature_types.base import ListFeatureType
+from tfrs_twotower.feature_types.lists import ListFeatureType
 from tfrs_twotower.feature_types.values import check_strings
 
 
@@ -32,7 +32,7 @@ class CategoricalType(ListFeatureType):
     def checker(self, spec) -> Callable[[Any], Any]:
         return check_strings
 
-    def invalid_rows(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
+    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
         return tf.zeros_like(values.row_lengths(), dtype=tf.bool)
 
     def make_encoder(self, spec, numeric_stats=None, vocabulary=None):

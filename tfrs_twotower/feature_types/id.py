@@ -60,12 +60,17 @@ class IdType(FeatureType):
     def split_negatives(self, spec, flat: list, lengths: list | None, key: str) -> list:
         return [[v] for v in flat]
 
-    def invalid_rows(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        first = values.to_tensor(default_value="", shape=[None, 1])[:, 0]
-        return tf.logical_or(tf.not_equal(values.row_lengths(), 1), tf.equal(first, ""))
+    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
+        return tf.reduce_any(tf.equal(values, ""), axis=1)
 
     def dense(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
         return values.to_tensor(default_value="", shape=[None, 1])[:, 0]
+
+    def negative_counts(self, spec, values, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        return values.row_lengths(), self.invalid_values(spec, values)
+
+    def dense_negatives(self, spec, values, lengths, k: tf.Tensor) -> tf.Tensor:
+        return values.to_tensor(default_value="")
 
     def signature(self, spec, extra_dims: int = 0) -> tf.TensorSpec:
         return tf.TensorSpec([None] * (1 + extra_dims), tf.string)

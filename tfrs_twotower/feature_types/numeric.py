@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from tfrs_twotower.feature_types.base import NAN, ListFeatureType
+from tfrs_twotower.feature_types.base import NAN
+from tfrs_twotower.feature_types.lists import ListFeatureType
 from tfrs_twotower.feature_types.values import check_numbers
 
 
@@ -33,7 +34,7 @@ class NumericType(ListFeatureType):
     def checker(self, spec) -> Callable[[Any], Any]:
         return check_numbers
 
-    def invalid_rows(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
+    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
         bad = tf.logical_not(tf.math.is_finite(values))
         return tf.reduce_any(bad, axis=1)
 

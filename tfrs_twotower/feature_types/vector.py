@@ -59,12 +59,21 @@ class VectorType(FeatureType):
             raise InvalidValue(f"expected K * {spec.length} floats (Vector), got {len(flat)}")
         return [flat[i : i + spec.length] for i in range(0, len(flat), spec.length)]
 
-    def invalid_rows(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        not_finite = tf.reduce_any(tf.logical_not(tf.math.is_finite(values)), axis=1)
-        return tf.logical_or(tf.not_equal(values.row_lengths(), spec.length), not_finite)
+    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
+        return tf.reduce_any(tf.logical_not(tf.math.is_finite(values)), axis=1)
 
     def dense(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
         return values.to_tensor(default_value=0.0, shape=[None, spec.length])
+
+    def negative_counts(self, spec, values, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        count = values.row_lengths()
+        bad = tf.logical_or(self.invalid_values(spec, values), tf.not_equal(count % spec.length, 0))
+        return count // spec.length, bad
+
+    def dense_negatives(self, spec, values, lengths, k: tf.Tensor) -> tf.Tensor:
+        vectors = tf.reshape(values.flat_values, [-1, spec.length])
+        nested = tf.RaggedTensor.from_row_lengths(vectors, k, validate=False)
+        return nested.to_tensor(default_value=0.0)
 
     def signature(self, spec, extra_dims: int = 0) -> tf.TensorSpec:
         return tf.TensorSpec([None] * (1 + extra_dims) + [spec.length], tf.float32)
