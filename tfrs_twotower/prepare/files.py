@@ -30,6 +30,7 @@ from tfrs_twotower.data.records import BadRecordError, RecordParser
 from tfrs_twotower.data.split import SplitAssigner
 from tfrs_twotower.data.stats import NumericStatsAccumulator
 from tfrs_twotower.data.tfrecord import record_to_example
+from tfrs_twotower.feature_types import NUMERIC, feature_type_of
 from tfrs_twotower.prepare.stats import PartialStats
 from tfrs_twotower.schema import load_schema
 
@@ -122,13 +123,13 @@ def prepare_pairs_file(file_index: int, path: str, settings: PrepareSettings) ->
     dead = _DeadLetters(out, "rejected", file_index)
     stats = PartialStats(files={file_index: path})
     numeric = {(s.side, s.name): NumericStatsAccumulator()
-               for side in ("query", "candidate") for s in schema.side(side) if s.feature_type == "Numeric"}
+               for side in ("query", "candidate") for s in schema.side(side) if feature_type_of(s) is NUMERIC}
     id_features = [(s.side, s.name) for side in ("query", "candidate") for s in schema.side(side)
-                   if s.feature_type == "Id" and s.encoded]
+                   if feature_type_of(s).identifies and s.encoded]
     ids = {k: collections.Counter() for k in id_features}
     stats.id_buckets = {(s.side, s.name): s.num_buckets for side in ("query", "candidate")
                         for s in schema.side(side) if (s.side, s.name) in ids}
-    query_ids = [s.name for s in schema.query if s.feature_type == "Id"]
+    query_ids = [s.name for s in schema.query if feature_type_of(s).identifies]
     seen: dict[str, set] | None = {} if query_ids else None
     for location, payload in iter_payloads(path, settings.file_format):
         stats.records_read += 1

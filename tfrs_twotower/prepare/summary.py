@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tfrs_twotower.data.scan import TooManyBadRecordsError
 from tfrs_twotower.data.tfrecord import record_to_example
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.prepare.files import PrepareSettings, ShardWriter
 from tfrs_twotower.prepare.stats import PartialStats, counter_json
 
@@ -70,7 +71,7 @@ def write_summary(pairs: PartialStats, candidates: PartialStats | None, settings
         writer.write(record_to_example(features, schema, "candidates").SerializeToString())
     keys = [key for key, _ in corpus]
     write_json(posixpath.join(out, CORPUS_KEYS), keys)
-    seen_feature = next((s.name for s in schema.query if s.feature_type == "Id"), None)
+    seen_feature = next((s.name for s in schema.query if feature_type_of(s).identifies), None)
     if seen_feature is not None:
         _write_seen(out, sorted(pairs.seen_files), {key: i for i, key in enumerate(keys)})
     numeric = {side: {name: {"count": s.count, "mean": s.mean, "variance": s.variance}
