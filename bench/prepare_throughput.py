@@ -42,7 +42,7 @@ def write_pairs(folder: str, pairs: int, files: int, users: int, items: int, see
         with open(path, "w") as out:
             out.writelines(
                 f'{{"query": {{"user_id": "u{a}"}}, "candidate": {{"item_id": "i{b}"}}}}\n'
-                for a, b in zip(u.tolist(), i.tolist())
+                for a, b in zip(u.tolist(), i.tolist(), strict=True)
             )
         paths.append(path)
     with open(os.path.join(folder, "schema.json"), "w") as out:
@@ -69,9 +69,19 @@ def cli(*args: str) -> list[str]:
 
 def prepare(data: str, out: str, workers: int, log: str) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    command = cli("prepare", "--training_data_path", os.path.join(data, "part-*.jsonl"), "--input_schema_path",
-                  os.path.join(data, "schema.json"), "--output_dir", out, "--eval_split", "0.01",
-                  f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing")
+    command = cli(
+        "prepare",
+        "--training_data_path",
+        os.path.join(data, "part-*.jsonl"),
+        "--input_schema_path",
+        os.path.join(data, "schema.json"),
+        "--output_dir",
+        out,
+        "--eval_split",
+        "0.01",
+        f"--direct_num_workers={workers}",
+        "--direct_running_mode=multi_processing",
+    )
     return run_child(command, log)
 
 
@@ -104,14 +114,36 @@ def main() -> None:
             print(json.dumps(run), flush=True)
             results["runs"].append(run)
         job = os.path.join(args.work, f"job-{pairs}")
-        command = cli("train", "--prepared_data_path", prepared, "--input_schema_path",
-                      os.path.join(data, "schema.json"), "--job-dir", job, "--overwrite", "--eval_split", "0.01",
-                      "--train_batch_size", "8192", "--eval_batch_size", "8192", "--num_epochs", "2",
-                      "--learning_rate", "0.05", "--verbose", "2")
+        command = cli(
+            "train",
+            "--prepared_data_path",
+            prepared,
+            "--input_schema_path",
+            os.path.join(data, "schema.json"),
+            "--job-dir",
+            job,
+            "--overwrite",
+            "--eval_split",
+            "0.01",
+            "--train_batch_size",
+            "8192",
+            "--eval_batch_size",
+            "8192",
+            "--num_epochs",
+            "2",
+            "--learning_rate",
+            "0.05",
+            "--verbose",
+            "2",
+        )
         run = run_child(command, job + ".log")
         metrics = json.load(open(os.path.join(job, "metrics.json")))
-        run.update(pairs=pairs, step="train", train_seconds=round(metrics.get("train_seconds", 0), 1),
-                   val_recall_at_100=metrics.get("final", {}).get("val_recall_at_100"))
+        run.update(
+            pairs=pairs,
+            step="train",
+            train_seconds=round(metrics.get("train_seconds", 0), 1),
+            val_recall_at_100=metrics.get("final", {}).get("val_recall_at_100"),
+        )
         print(json.dumps(run), flush=True)
         results["runs"].append(run)
     results["load_after"] = os.getloadavg()

@@ -53,7 +53,9 @@ _VERTEX = (
 ).split()
 _GROUPS = {
     "Vertex AI Two-Tower flags (same names and defaults)": _VERTEX,
-    "data": "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature prepared_data_path".split(),
+    "data": (
+        "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature prepared_data_path"
+    ).split(),
     "model": "l2_normalize tower_projection".split(),
     "objective (loss and negatives)": (
         "temperature remove_accidental_hits sampling_bias_correction num_mixed_negatives num_hard_negatives "
@@ -167,8 +169,9 @@ def _run_prepare(args: argparse.Namespace) -> int:
     manifest = run_prepare(args, args.beam_args)
     counts = manifest["counts"]
     print(
-        f"Prepared {args.output_dir} in {manifest['seconds']:.1f} s: {counts['train']} train, {counts['eval']} "
-        f"eval, {counts['rejected']} rejected of {counts['records_read']} records; {counts['corpus']} candidates."
+        f"Prepared {args.output_dir} in {manifest['seconds']:.1f} s: {counts['train']} train, "
+        f"{counts['eval']} eval, {counts['rejected']} rejected of {counts['records_read']} records; "
+        f"{counts['corpus']} candidates."
     )
     return 0
 

@@ -20,8 +20,15 @@ BAD_LINES = {
 
 def run(training, schema, out, *flags, beam=IN_PROCESS):
     args = parser().parse_args(
-        ["--training_data_path", str(training), "--input_schema_path", str(schema), "--output_dir", str(out),
-         *map(str, flags)]
+        [
+            "--training_data_path",
+            str(training),
+            "--input_schema_path",
+            str(schema),
+            "--output_dir",
+            str(out),
+            *map(str, flags),
+        ]
     )
     return run_prepare(args, list(beam))
 

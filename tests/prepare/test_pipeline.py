@@ -26,7 +26,9 @@ def _shard_records(out, stats, split, schema):
 
 
 def _pairs(records):
-    return sorted((r["query"]["user_id"], r["candidate"]["item_id"], tuple(r["query"]["age"])) for r in records)
+    return sorted(
+        (r["query"]["user_id"], r["candidate"]["item_id"], tuple(r["query"]["age"])) for r in records
+    )
 
 
 def test_statistics_split_and_corpus_equal_the_scan(sample, two_files, tmp_path):
@@ -34,8 +36,13 @@ def test_statistics_split_and_corpus_equal_the_scan(sample, two_files, tmp_path)
     manifest = run(two_files, sample.schema, out, "--max_bad_records", 3, "--records_per_shard", 100)
     scan = data_lib.scan(str(two_files), sample.schema, max_bad_records=3, eval_split=0.2)
     stats = _stats(out)
-    assert manifest["counts"] == {"records_read": 600, "rejected": 3, "train": scan.train_count,
-                                  "eval": scan.eval_count, "corpus": len(scan.corpus)}
+    assert manifest["counts"] == {
+        "records_read": 600,
+        "rejected": 3,
+        "train": scan.train_count,
+        "eval": scan.eval_count,
+        "corpus": len(scan.corpus),
+    }
     assert 400 < scan.train_count < 560 and scan.rejected_count == 3
     assert json.loads((out / "corpus_keys.json").read_text()) == scan.corpus.keys  # first-seen order too
     assert stats["train_positive_counts"] == dict(scan.train_positive_counts)
@@ -44,7 +51,9 @@ def test_statistics_split_and_corpus_equal_the_scan(sample, two_files, tmp_path)
         for name, expected in by_name.items():
             got = stats["numeric_stats"][side][name]
             assert got["count"] == expected.count
-            np.testing.assert_allclose([got["mean"], got["variance"]], [expected.mean, expected.variance], rtol=1e-12)
+            np.testing.assert_allclose(
+                [got["mean"], got["variance"]], [expected.mean, expected.variance], rtol=1e-12
+            )
     for side, by_name in scan.id_counts.items():
         for name, counter in by_name.items():
             assert stats["id_counts"][side][name]["counts"] == dict(counter.counts)
@@ -53,8 +62,12 @@ def test_statistics_split_and_corpus_equal_the_scan(sample, two_files, tmp_path)
     assert len(stats["shards"]["train"]) >= 5 and all(n <= 100 for _, n in stats["shards"]["train"])
     for split in ("train", "eval"):
         raw = data_lib.read_records
-        expected = [r for f in scan.files for loc, r in raw(f, RecordParser(schema), on_error=lambda e: None)
-                    if data_lib.SplitAssigner(f, 0.2).is_eval(loc.index) == (split == "eval")]
+        expected = [
+            r
+            for f in scan.files
+            for loc, r in raw(f, RecordParser(schema), on_error=lambda e: None)
+            if data_lib.SplitAssigner(f, 0.2).is_eval(loc.index) == (split == "eval")
+        ]
         assert _pairs(_shard_records(out, stats, split, schema)) == _pairs(expected)
     # Seen items: the scan's, as corpus rows.
     seen = np.load(out / "seen.npz")
@@ -104,7 +117,10 @@ def test_candidate_file_gives_the_scan_candidates_corpus(sample, tmp_path):
     schema = load_schema(sample.schema)
     names = [n for n, _ in _stats(out)["shards"]["candidates"]]
     docs = [d for n in names for _, d in read_tfrecord(str(out / n), RecordParser(schema), "candidates")]
-    got, want = data_lib.side_columns(schema.candidate, docs), data_lib.side_columns(schema.candidate, expected.corpus.candidates)
+    got, want = (
+        data_lib.side_columns(schema.candidate, docs),
+        data_lib.side_columns(schema.candidate, expected.corpus.candidates),
+    )
     for name in want:  # as model inputs (TFRecord floats are float32, as the model's)
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
@@ -113,7 +129,10 @@ def test_tfrecord_input_prepares_like_jsonl(sample, tmp_path):
     run(sample.train_tfrecord, sample.schema, tmp_path / "a", "--input_file_format", "tfrecord")
     run(sample.train_jsonl, sample.schema, tmp_path / "b")
     a, b = _stats(tmp_path / "a"), _stats(tmp_path / "b")  # `train.tfrecord` and `train.jsonl` split alike
-    assert a["training"]["train"] == b["training"]["train"] and a["train_positive_counts"] == b["train_positive_counts"]
+    assert (
+        a["training"]["train"] == b["training"]["train"]
+        and a["train_positive_counts"] == b["train_positive_counts"]
+    )
     scan = data_lib.scan(sample.train_tfrecord, sample.schema, file_format="tfrecord")
     assert a["numeric_stats"]["query"]["age"]["mean"] == scan.numeric_stats["query"]["age"].mean
 

@@ -9,8 +9,6 @@ import pytest
 
 from tfrs_twotower import errors
 from tfrs_twotower.cli import main
-from tfrs_twotower.data import make_dataset
-from tfrs_twotower.schema import load_schema
 from tfrs_twotower.training.config import TrainingConfig
 from tfrs_twotower.training.inputs import prepare_inputs
 
@@ -25,8 +23,16 @@ def prepared(sample, tmp_path_factory):
 
 
 def _config(sample, tmp_path, **values):
-    base = dict(input_schema_path=sample.schema, job_dir=str(tmp_path / "job"), train_batch_size=64, seed=5,
-                num_epochs=2, verbose=0, output_dim=8, learning_rate=0.1)
+    base = dict(
+        input_schema_path=sample.schema,
+        job_dir=str(tmp_path / "job"),
+        train_batch_size=64,
+        seed=5,
+        num_epochs=2,
+        verbose=0,
+        output_dim=8,
+        learning_rate=0.1,
+    )
     return TrainingConfig(**{**base, **values})
 
 
@@ -34,7 +40,7 @@ def _pairs(dataset):
     return sorted(
         (u.decode(), i.decode())
         for batch in dataset
-        for u, i in zip(batch["query"]["user_id"].numpy(), batch["candidate"]["item_id"].numpy())
+        for u, i in zip(batch["query"]["user_id"].numpy(), batch["candidate"]["item_id"].numpy(), strict=True)
     )
 
 
@@ -44,12 +50,14 @@ def test_prepared_inputs_equal_the_scanned_ones(sample, prepared, tmp_path):
     assert ready.numeric_stats == raw.numeric_stats  # one input file: the same sums in the same order
     assert ready.corpus_keys == raw.corpus_keys and ready.id_feature == raw.id_feature == "item_id"
     for name, column in raw.corpus_features().items():
-        np.testing.assert_array_equal(ready.corpus_features()[name], column.astype(ready.corpus_features()[name].dtype))
+        np.testing.assert_array_equal(
+            ready.corpus_features()[name], column.astype(ready.corpus_features()[name].dtype)
+        )
     assert ready.positive_counts("train") == raw.positive_counts("train")
     assert ready.positive_counts("eval") == raw.positive_counts("eval")
-    assert {k: ready.record_counts()[k] for k in ("used_for_training", "used_for_evaluation", "corpus_size")} == {
-        k: raw.record_counts()[k] for k in ("used_for_training", "used_for_evaluation", "corpus_size")
-    }
+    assert {
+        k: ready.record_counts()[k] for k in ("used_for_training", "used_for_evaluation", "corpus_size")
+    } == {k: raw.record_counts()[k] for k in ("used_for_training", "used_for_evaluation", "corpus_size")}
     for side, by_name in raw.train_scan.id_counts.items():
         for name, counter in by_name.items():
             assert ready.train_scan.id_counts[side][name].counts == counter.counts
@@ -86,7 +94,9 @@ def test_mismatched_directory_is_refused_with_the_fix(sample, prepared, tmp_path
     other = tmp_path / "schema.json"
     other.write_text(json.dumps(schema))
     with pytest.raises(errors.ConfigError, match=r"another schema .*query\.age.*run prepare again"):
-        prepare_inputs(_config(sample, tmp_path, prepared_data_path=str(prepared), input_schema_path=str(other)))
+        prepare_inputs(
+            _config(sample, tmp_path, prepared_data_path=str(prepared), input_schema_path=str(other))
+        )
     with pytest.raises(errors.ConfigError, match="--eval_split 0.2"):
         prepare_inputs(_config(sample, tmp_path, prepared_data_path=str(prepared), eval_split=0.1))
     with pytest.raises(errors.ConfigError, match="no manifest.json"):
@@ -99,16 +109,35 @@ def test_mismatched_directory_is_refused_with_the_fix(sample, prepared, tmp_path
 
 def test_missing_apache_beam_says_how_to_install(sample, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "apache_beam", None)  # import apache_beam now raises ImportError
-    code = main(["prepare", "--training_data_path", sample.train_jsonl, "--input_schema_path", sample.schema,
-                 "--output_dir", str(tmp_path / "out")])
+    code = main(
+        [
+            "prepare",
+            "--training_data_path",
+            sample.train_jsonl,
+            "--input_schema_path",
+            sample.schema,
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == errors.EXIT_USER_ERROR
     assert "pip install 'tfrs-twotower[beam]'" in capsys.readouterr().err
 
 
 def test_cli_prepare_passes_beam_options_and_train_still_refuses_unknown_flags(sample, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["prepare", "--training_data_path", sample.train_jsonl, "--input_schema_path", sample.schema,
-                 "--output_dir", str(out), *IN_PROCESS])
+    code = main(
+        [
+            "prepare",
+            "--training_data_path",
+            sample.train_jsonl,
+            "--input_schema_path",
+            sample.schema,
+            "--output_dir",
+            str(out),
+            *IN_PROCESS,
+        ]
+    )
     assert code == 0 and (out / "manifest.json").exists()
     printed = capsys.readouterr().out
     assert f"Prepared {out} in " in printed and "0 rejected of 600 records" in printed
@@ -126,5 +155,7 @@ def test_beam_options_default_to_the_multiprocess_direct_runner():
     dataflow = ["--runner", "DataflowRunner", "--project", "p", "--temp_location", "gs://b/t"]
     assert beam_options(dataflow) == dataflow  # passed through unchanged
     assert beam_options(["--direct_num_workers=3"]) == [
-        "--direct_num_workers=3", "--runner=DirectRunner", "--direct_running_mode=multi_processing"
+        "--direct_num_workers=3",
+        "--runner=DirectRunner",
+        "--direct_running_mode=multi_processing",
     ]

@@ -99,8 +99,14 @@ class _DeadLetters:
         if self._file is None:
             self._file = tf.io.gfile.GFile(self.path, "w")
         loc = error.location
-        line = {"file": loc.file, "index": loc.index, "line": loc.line, "field": error.field,
-                "reason": error.reason, "error": str(error)}
+        line = {
+            "file": loc.file,
+            "index": loc.index,
+            "line": loc.line,
+            "field": error.field,
+            "reason": error.reason,
+            "error": str(error),
+        }
         self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def close(self) -> list[str]:
@@ -122,13 +128,25 @@ def prepare_pairs_file(file_index: int, path: str, settings: PrepareSettings) ->
     writers = {s: ShardWriter(out, s, file_index, settings.records_per_shard) for s in ("train", "eval")}
     dead = _DeadLetters(out, "rejected", file_index)
     stats = PartialStats(files={file_index: path})
-    numeric = {(s.side, s.name): NumericStatsAccumulator()
-               for side in ("query", "candidate") for s in schema.side(side) if feature_type_of(s) is NUMERIC}
-    id_features = [(s.side, s.name) for side in ("query", "candidate") for s in schema.side(side)
-                   if feature_type_of(s).identifies and s.encoded]
+    numeric = {
+        (s.side, s.name): NumericStatsAccumulator()
+        for side in ("query", "candidate")
+        for s in schema.side(side)
+        if feature_type_of(s) is NUMERIC
+    }
+    id_features = [
+        (s.side, s.name)
+        for side in ("query", "candidate")
+        for s in schema.side(side)
+        if feature_type_of(s).identifies and s.encoded
+    ]
     ids = {k: collections.Counter() for k in id_features}
-    stats.id_buckets = {(s.side, s.name): s.num_buckets for side in ("query", "candidate")
-                        for s in schema.side(side) if (s.side, s.name) in ids}
+    stats.id_buckets = {
+        (s.side, s.name): s.num_buckets
+        for side in ("query", "candidate")
+        for s in schema.side(side)
+        if (s.side, s.name) in ids
+    }
     query_ids = [s.name for s in schema.query if feature_type_of(s).identifies]
     seen: dict[str, set] | None = {} if query_ids else None
     for location, payload in iter_payloads(path, settings.file_format):

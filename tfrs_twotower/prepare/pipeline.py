@@ -24,8 +24,8 @@ from typing import Sequence
 
 from tfrs_twotower.data.paths import resolve_paths
 from tfrs_twotower.errors import ConfigError
-from tfrs_twotower.prepare.flags import add_arguments, parser  # noqa: F401 (re-exported)
 from tfrs_twotower.prepare.files import PrepareSettings, prepare_candidate_file, prepare_pairs_file
+from tfrs_twotower.prepare.flags import add_arguments, parser  # noqa: F401 (re-exported)
 from tfrs_twotower.prepare.stats import PartialStats
 from tfrs_twotower.prepare.summary import finish, write_summary
 
@@ -107,9 +107,8 @@ def run_prepare(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> dict
     from tfrs_twotower.training.build import candidate_id_feature
 
     beam = import_beam()
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     import tensorflow as tf
+    from apache_beam.options.pipeline_options import PipelineOptions
 
     started = time.perf_counter()
     schema = load_schema(args.input_schema_path)

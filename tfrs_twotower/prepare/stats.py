@@ -58,7 +58,11 @@ class PartialStats:
             self.numeric[key] = (n0, mean0, m20)
             return
         delta = mean - mean0
-        self.numeric[key] = (total, mean0 + delta * count / total, m20 + m2 + delta * delta * n0 * count / total)
+        self.numeric[key] = (
+            total,
+            mean0 + delta * count / total,
+            m20 + m2 + delta * delta * n0 * count / total,
+        )
 
     def add_candidate(self, key: str, order: tuple[int, int, int], features: dict) -> None:
         known = self.candidates.get(key)
@@ -78,8 +82,15 @@ class PartialStats:
     def merge(self, other: "PartialStats") -> "PartialStats":
         """Adds `other` into this one and returns it."""
         self.files.update(other.files)
-        for name in ("records_read", "train_count", "eval_count", "rejected_count", "weighted_count",
-                     "negatives_count", "conflicts"):
+        for name in (
+            "records_read",
+            "train_count",
+            "eval_count",
+            "rejected_count",
+            "weighted_count",
+            "negatives_count",
+            "conflicts",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_negatives = max(self.max_negatives, other.max_negatives)
         self.first_errors = sorted(self.first_errors + other.first_errors, key=lambda e: e[:2])[:SHOWN_ERRORS]
@@ -105,7 +116,7 @@ class PartialStats:
         return out
 
     def id_counters(self) -> dict[str, dict[str, IdValueCounter]]:
-        """`{side: {name: IdValueCounter}}` as `scan` gives them (pruned to the most frequent past the cap)."""
+        """`{side: {name: IdValueCounter}}` as `scan` gives them (the most frequent kept past the cap)."""
         out: dict[str, dict[str, IdValueCounter]] = {}
         for (side, name), buckets in self.id_buckets.items():
             counter = IdValueCounter(buckets)
@@ -115,7 +126,9 @@ class PartialStats:
 
     def corpus_order(self) -> list[tuple[str, dict]]:
         """The distinct candidates, first seen first."""
-        return [(key, features) for key, (_, features) in sorted(self.candidates.items(), key=lambda kv: kv[1][0])]
+        return [
+            (key, features) for key, (_, features) in sorted(self.candidates.items(), key=lambda kv: kv[1][0])
+        ]
 
 
 def counter_json(counter: IdValueCounter) -> dict[str, Any]:

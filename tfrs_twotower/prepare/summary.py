@@ -50,12 +50,21 @@ def write_json(path: str, value: Any) -> None:
 
 
 def _counts(stats: PartialStats, kind: str) -> dict[str, Any]:
-    out = {"files": [stats.files[i] for i in sorted(stats.files)], "records_read": stats.records_read,
-           "rejected": stats.rejected_count, "rejected_files": sorted(stats.rejected_files),
-           "first_errors": [str(e) for _, _, e in stats.first_errors]}
+    out = {
+        "files": [stats.files[i] for i in sorted(stats.files)],
+        "records_read": stats.records_read,
+        "rejected": stats.rejected_count,
+        "rejected_files": sorted(stats.rejected_files),
+        "first_errors": [str(e) for _, _, e in stats.first_errors],
+    }
     if kind == "pairs":
-        out.update(train=stats.train_count, eval=stats.eval_count, weighted=stats.weighted_count,
-                   with_negatives=stats.negatives_count, max_negatives=stats.max_negatives)
+        out.update(
+            train=stats.train_count,
+            eval=stats.eval_count,
+            weighted=stats.weighted_count,
+            with_negatives=stats.negatives_count,
+            max_negatives=stats.max_negatives,
+        )
     else:
         out.update(documents=stats.records_read - stats.rejected_count)
     return out
@@ -74,8 +83,12 @@ def write_summary(pairs: PartialStats, candidates: PartialStats | None, settings
     seen_feature = next((s.name for s in schema.query if feature_type_of(s).identifies), None)
     if seen_feature is not None:
         _write_seen(out, sorted(pairs.seen_files), {key: i for i, key in enumerate(keys)})
-    numeric = {side: {name: {"count": s.count, "mean": s.mean, "variance": s.variance}
-                      for name, s in by_name.items()} for side, by_name in pairs.numeric_result().items()}
+    numeric = {
+        side: {
+            name: {"count": s.count, "mean": s.mean, "variance": s.variance} for name, s in by_name.items()
+        }
+        for side, by_name in pairs.numeric_result().items()
+    }
     summary = {
         "training": _counts(pairs, "pairs"),
         "candidates": _counts(candidates, "candidates") if candidates is not None else None,
@@ -83,11 +96,16 @@ def write_summary(pairs: PartialStats, candidates: PartialStats | None, settings
         "numeric_stats": numeric,
         "train_positive_counts": dict(pairs.train_positive_counts),
         "eval_positive_counts": dict(pairs.eval_positive_counts),
-        "id_counts": {side: {name: counter_json(c) for name, c in by_name.items()}
-                      for side, by_name in pairs.id_counters().items()},
+        "id_counts": {
+            side: {name: counter_json(c) for name, c in by_name.items()}
+            for side, by_name in pairs.id_counters().items()
+        },
         "seen_feature": seen_feature,
-        "shards": {"train": sorted(pairs.shards.get("train", [])), "eval": sorted(pairs.shards.get("eval", [])),
-                   "candidates": writer.close()},
+        "shards": {
+            "train": sorted(pairs.shards.get("train", [])),
+            "eval": sorted(pairs.shards.get("eval", [])),
+            "candidates": writer.close(),
+        },
     }
     write_json(posixpath.join(out, STATS), summary)
 
@@ -147,9 +165,13 @@ def finish(settings: PrepareSettings, max_bad_records: int, seconds: float) -> d
         "candidate_key_feature": settings.candidate_key_feature,
         "allow_extra_features": settings.allow_extra_features,
         "has_candidate_file": stats["candidates"] is not None,
-        "counts": {"records_read": sum(p["records_read"] for p in parts), "rejected": rejected,
-                   "train": stats["training"]["train"], "eval": stats["training"]["eval"],
-                   "corpus": stats["corpus"]["size"]},
+        "counts": {
+            "records_read": sum(p["records_read"] for p in parts),
+            "rejected": rejected,
+            "train": stats["training"]["train"],
+            "eval": stats["training"]["eval"],
+            "corpus": stats["corpus"]["size"],
+        },
         "seconds": round(seconds, 3),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -61,7 +61,8 @@ def check_prepared(path: str, schema: InputSchema, config: TrainingConfig, id_fe
     if not tf.io.gfile.exists(manifest_path):
         raise ConfigError(
             f"--prepared_data_path {path} has no {MANIFEST}: it is not the output of a finished "
-            "`tfrs-twotower prepare` (it failed, or is still running). Run prepare again into an empty directory."
+            "`tfrs-twotower prepare` (it failed, or is still running). Run prepare again into an empty "
+            "directory."
         )
     manifest = read_json(manifest_path)
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
@@ -130,31 +131,44 @@ def _rejected(path: str, counts: dict) -> list[BadRecordError]:
                 if len(out) >= _LISTED_REJECTIONS:
                     return out
                 r = json.loads(line)
-                out.append(BadRecordError(Location(r["file"], r["index"], r["line"]), r["reason"], r["field"]))
+                out.append(
+                    BadRecordError(Location(r["file"], r["index"], r["line"]), r["reason"], r["field"])
+                )
     return out
 
 
 def _scan(path: str, stats: dict, kind: str, corpus, seen, eval_split: float) -> PreparedScan:
     counts = stats["training"] if kind == "pairs" else stats["candidates"]
-    result = PreparedScan(files=list(counts["files"]), file_format="tfrecord", kind=kind, eval_split=eval_split,
-                          records_read=counts["records_read"], rejected=_rejected(path, counts),
-                          corpus=corpus, rejected_total=counts["rejected"])
+    result = PreparedScan(
+        files=list(counts["files"]),
+        file_format="tfrecord",
+        kind=kind,
+        eval_split=eval_split,
+        records_read=counts["records_read"],
+        rejected=_rejected(path, counts),
+        corpus=corpus,
+        rejected_total=counts["rejected"],
+    )
     if kind == "pairs":
         result.train_count, result.eval_count = counts["train"], counts["eval"]
         result.weighted_count, result.negatives_count = counts["weighted"], counts["with_negatives"]
         result.max_negatives = counts["max_negatives"]
-        result.numeric_stats = {side: {name: NumericStats(**v) for name, v in by_name.items()}
-                                for side, by_name in stats["numeric_stats"].items()}
+        result.numeric_stats = {
+            side: {name: NumericStats(**v) for name, v in by_name.items()}
+            for side, by_name in stats["numeric_stats"].items()
+        }
         result.train_positive_counts = collections.Counter(stats["train_positive_counts"])
         result.eval_positive_counts = collections.Counter(stats["eval_positive_counts"])
-        result.id_counts = {side: {name: counter_from_json(v) for name, v in by_name.items()}
-                            for side, by_name in stats["id_counts"].items()}
+        result.id_counts = {
+            side: {name: counter_from_json(v) for name, v in by_name.items()}
+            for side, by_name in stats["id_counts"].items()
+        }
         result.seen = seen
     return result
 
 
 def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str | None) -> TrainingInputs:
-    """Stage 1 of a run from prepared data: `prepare_inputs`' result, read from `config.prepared_data_path`."""
+    """Stage 1 of a run from prepared data: `prepare_inputs`' result, from `config.prepared_data_path`."""
     path = config.prepared_data_path.rstrip("/")
     check_prepared(path, schema, config, id_feature)
     stats = read_json(posixpath.join(path, STATS))
@@ -162,16 +176,31 @@ def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str
     seen = _seen(path, stats["seen_feature"], len(corpus))
     train_scan = _scan(path, stats, "pairs", corpus, seen, config.eval_split)
     corpus_scan = _scan(path, stats, "candidates", corpus, None, 0.0) if stats["candidates"] else None
-    shards = {split: [posixpath.join(path, name) for name, _ in stats["shards"][split]] for split in ("train", "eval")}
+    shards = {
+        split: [posixpath.join(path, name) for name, _ in stats["shards"][split]]
+        for split in ("train", "eval")
+    }
     if not shards["train"]:
         raise ValueError(
             f"No training records in {path}: every record was rejected or held out for evaluation "
             f"(eval_split={config.eval_split}). Check the data or prepare it again with a lower --eval_split."
         )
-    common: dict[str, Any] = dict(schema=schema, file_format="tfrecord", subset="all", eval_split=0.0, skip=(),
-                                  cache=config.cache_input, negatives=train_scan.has_negatives)
-    train_args = dict(paths=shards["train"], batch_size=config.train_batch_size,
-                      shuffle_buffer=config.shuffle_buffer, seed=config.seed, **common)
+    common: dict[str, Any] = dict(
+        schema=schema,
+        file_format="tfrecord",
+        subset="all",
+        eval_split=0.0,
+        skip=(),
+        cache=config.cache_input,
+        negatives=train_scan.has_negatives,
+    )
+    train_args = dict(
+        paths=shards["train"],
+        batch_size=config.train_batch_size,
+        shuffle_buffer=config.shuffle_buffer,
+        seed=config.seed,
+        **common,
+    )
     eval_args = None
     if shards["eval"]:
         eval_args = dict(paths=shards["eval"], batch_size=config.eval_batch_size, shuffle_buffer=0, **common)
@@ -183,14 +212,26 @@ def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str
         train_dataset = _with_batches(train_dataset, train_scan.train_count, config.train_batch_size)
     eval_dataset = None
     if eval_args is not None:
-        eval_dataset = _with_batches(data_lib.make_dataset(**eval_args), train_scan.eval_count, config.eval_batch_size)
+        eval_dataset = _with_batches(
+            data_lib.make_dataset(**eval_args), train_scan.eval_count, config.eval_batch_size
+        )
     corpus_dataset, corpus_keys = data_lib.make_candidate_dataset(corpus, schema, batch_size=1024)
     if config.cache_input:
         corpus_dataset = corpus_dataset.cache()
-    return TrainingInputs(train_scan=train_scan, eval_scan=None, corpus_scan=corpus_scan, corpus=corpus,
-                          schema=schema, id_feature=id_feature, train_args=train_args, eval_args=eval_args,
-                          train_dataset=train_dataset, eval_dataset=eval_dataset, corpus_dataset=corpus_dataset,
-                          corpus_keys=corpus_keys)
+    return TrainingInputs(
+        train_scan=train_scan,
+        eval_scan=None,
+        corpus_scan=corpus_scan,
+        corpus=corpus,
+        schema=schema,
+        id_feature=id_feature,
+        train_args=train_args,
+        eval_args=eval_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        corpus_dataset=corpus_dataset,
+        corpus_keys=corpus_keys,
+    )
 
 
 def _with_batches(dataset: tf.data.Dataset, records: int, batch_size: int) -> tf.data.Dataset:
