@@ -137,13 +137,13 @@ def _rejected(path: str, counts: dict) -> list[BadRecordError]:
     return out
 
 
-def _scan(path: str, stats: dict, kind: str, corpus, seen, eval_split: float) -> PreparedScan:
+def _scan(path: str, stats: dict, kind: str, corpus, seen, manifest: dict) -> PreparedScan:
     counts = stats["training"] if kind == "pairs" else stats["candidates"]
     result = PreparedScan(
         files=list(counts["files"]),
-        file_format="tfrecord",
+        file_format=manifest["input_file_format"],  # of the files read by prepare (`files`)
         kind=kind,
-        eval_split=eval_split,
+        eval_split=manifest["eval_split"] if kind == "pairs" else 0.0,
         records_read=counts["records_read"],
         rejected=_rejected(path, counts),
         corpus=corpus,
@@ -170,12 +170,12 @@ def _scan(path: str, stats: dict, kind: str, corpus, seen, eval_split: float) ->
 def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str | None) -> TrainingInputs:
     """Stage 1 of a run from prepared data: `prepare_inputs`' result, from `config.prepared_data_path`."""
     path = config.prepared_data_path.rstrip("/")
-    check_prepared(path, schema, config, id_feature)
+    manifest = check_prepared(path, schema, config, id_feature)
     stats = read_json(posixpath.join(path, STATS))
     corpus = _corpus(path, stats, schema, id_feature)
     seen = _seen(path, stats["seen_feature"], len(corpus))
-    train_scan = _scan(path, stats, "pairs", corpus, seen, config.eval_split)
-    corpus_scan = _scan(path, stats, "candidates", corpus, None, 0.0) if stats["candidates"] else None
+    train_scan = _scan(path, stats, "pairs", corpus, seen, manifest)
+    corpus_scan = _scan(path, stats, "candidates", corpus, None, manifest) if stats["candidates"] else None
     shards = {
         split: [posixpath.join(path, name) for name, _ in stats["shards"][split]]
         for split in ("train", "eval")
