@@ -78,7 +78,7 @@ def test_every_schema_type_is_registered_and_implements_every_method():
         "dense",
         "make_encoder",
         "split_negatives",
-        "invalid_values",
+        "invalid_elements",
         "dense_negatives",
     } <= abstract
     for name, kind in REGISTRY.items():

@@ -106,9 +106,13 @@ class FeatureType(abc.ABC):
         return tf.io.RaggedFeature(dtype=self.value_dtype, row_splits_dtype=tf.int64)
 
     @abc.abstractmethod
+    def invalid_elements(self, spec: FeatureSpec, flat_values: tf.Tensor) -> tf.Tensor:
+        """bool `[N]`: which of the parsed values (flat, any rows) its rule refuses: an empty Id, NaN or
+        inf (float32 values: cast int64_list values first)."""
+
     def invalid_values(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
-        """bool `[B]`: the rows of parsed `values` with a value its rule refuses (an empty Id, NaN or
-        inf), whatever their count."""
+        """bool `[B]`: the rows of parsed `values` holding a value `invalid_elements` refuses."""
+        return tf.reduce_any(values.with_flat_values(self.invalid_elements(spec, values.flat_values)), axis=1)
 
     def invalid_rows(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
         """bool `[B]`: the rows of parsed `values` that break `expected(spec)` (values and count)."""
