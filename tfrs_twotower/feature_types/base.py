@@ -99,6 +99,13 @@ class FeatureType(abc.ABC):
     def split_negatives(self, spec: FeatureSpec, flat: list, lengths: list | None, key: str) -> list:
         """`negative_<name>`'s flat values (and `.lengths`) -> K raw values, or `InvalidValue`."""
 
+    def from_example_values(self, spec: FeatureSpec, values: np.ndarray) -> Any:
+        """One record's parsed values (a numpy row of `tf.io.parse_example`'s output, valid) as the
+        normalised value the record parser gives: UTF-8 text for strings, Python floats for numbers."""
+        if self.float_values:
+            return [float(x) for x in values.astype(np.float32)]
+        return [b.decode("utf-8") for b in values]
+
     def parse_spec(self, spec: FeatureSpec) -> tf.io.RaggedFeature:
         """The `tf.io.parse_example` spec of its key: every type parses ragged (`[B, None]`), so a record
         with the wrong number of values is seen by `invalid_rows` rather than failing the whole batch.
