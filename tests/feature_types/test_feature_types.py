@@ -78,7 +78,7 @@ def test_every_schema_type_is_registered_and_implements_every_method():
         "dense",
         "make_encoder",
         "split_negatives",
-        "invalid_values",
+        "invalid_elements",
         "dense_negatives",
     } <= abstract
     for name, kind in REGISTRY.items():
@@ -120,6 +120,8 @@ def test_round_trip_json_record_example_parsed_column_signature_encoder(type_nam
     values = parsed[spec.tfrecord_key]
     assert not kind.invalid_rows(spec, values).numpy().any()
     dense = kind.dense(spec, values)
+    rows = [kind.from_example_values(spec, row.numpy()) for row in values]
+    assert rows == normalised
     _assert_same(dense.numpy(), column)
     signature = feature_signature(spec)
     assert signature.dtype == dense.dtype and signature.shape.is_compatible_with(dense.shape)

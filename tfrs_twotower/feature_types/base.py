@@ -99,6 +99,13 @@ class FeatureType(abc.ABC):
     def split_negatives(self, spec: FeatureSpec, flat: list, lengths: list | None, key: str) -> list:
         """`negative_<name>`'s flat values (and `.lengths`) -> K raw values, or `InvalidValue`."""
 
+    def from_example_values(self, spec: FeatureSpec, values: np.ndarray) -> Any:
+        """One record's parsed values (a numpy row of `tf.io.parse_example`'s output, valid) as the
+        normalised value the record parser gives: UTF-8 text for strings, Python floats for numbers."""
+        if self.float_values:
+            return [float(x) for x in values.astype(np.float32)]
+        return [b.decode("utf-8") for b in values]
+
     def parse_spec(self, spec: FeatureSpec) -> tf.io.RaggedFeature:
         """The `tf.io.parse_example` spec of its key: every type parses ragged (`[B, None]`), so a record
         with the wrong number of values is seen by `invalid_rows` rather than failing the whole batch.
@@ -106,9 +113,13 @@ class FeatureType(abc.ABC):
         return tf.io.RaggedFeature(dtype=self.value_dtype, row_splits_dtype=tf.int64)
 
     @abc.abstractmethod
+    def invalid_elements(self, spec: FeatureSpec, flat_values: tf.Tensor) -> tf.Tensor:
+        """bool `[N]`: which of the parsed values (flat, any rows) its rule refuses: an empty Id, NaN or
+        inf (float32 values: cast int64_list values first)."""
+
     def invalid_values(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
-        """bool `[B]`: the rows of parsed `values` with a value its rule refuses (an empty Id, NaN or
-        inf), whatever their count."""
+        """bool `[B]`: the rows of parsed `values` holding a value `invalid_elements` refuses."""
+        return tf.reduce_any(values.with_flat_values(self.invalid_elements(spec, values.flat_values)), axis=1)
 
     def invalid_rows(self, spec: FeatureSpec, values: tf.RaggedTensor) -> tf.Tensor:
         """bool `[B]`: the rows of parsed `values` that break `expected(spec)` (values and count)."""

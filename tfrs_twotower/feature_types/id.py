@@ -60,8 +60,11 @@ class IdType(FeatureType):
     def split_negatives(self, spec, flat: list, lengths: list | None, key: str) -> list:
         return [[v] for v in flat]
 
-    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        return tf.reduce_any(tf.equal(values, ""), axis=1)
+    def invalid_elements(self, spec, flat_values: tf.Tensor) -> tf.Tensor:
+        return tf.equal(flat_values, "")
+
+    def from_example_values(self, spec, values: np.ndarray) -> Any:
+        return values[0].decode("utf-8")
 
     def dense(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
         return values.to_tensor(default_value="", shape=[None, 1])[:, 0]

@@ -34,9 +34,8 @@ class NumericType(ListFeatureType):
     def checker(self, spec) -> Callable[[Any], Any]:
         return check_numbers
 
-    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        bad = tf.logical_not(tf.math.is_finite(values))
-        return tf.reduce_any(bad, axis=1)
+    def invalid_elements(self, spec, flat_values: tf.Tensor) -> tf.Tensor:
+        return tf.logical_not(tf.math.is_finite(flat_values))
 
     def make_encoder(self, spec, numeric_stats=None, vocabulary=None):
         from tfrs_twotower.features.numeric import NumericEncoder

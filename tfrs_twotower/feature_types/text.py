@@ -32,8 +32,8 @@ class TextType(ListFeatureType):
     def checker(self, spec) -> Callable[[Any], Any]:
         return check_strings
 
-    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        return tf.zeros_like(values.row_lengths(), dtype=tf.bool)
+    def invalid_elements(self, spec, flat_values: tf.Tensor) -> tf.Tensor:
+        return tf.zeros_like(flat_values, dtype=tf.bool)
 
     def make_encoder(self, spec, numeric_stats=None, vocabulary=None):
         from tfrs_twotower.features.text import TextFeatureEncoder

@@ -59,8 +59,8 @@ class VectorType(FeatureType):
             raise InvalidValue(f"expected K * {spec.length} floats (Vector), got {len(flat)}")
         return [flat[i : i + spec.length] for i in range(0, len(flat), spec.length)]
 
-    def invalid_values(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        return tf.reduce_any(tf.logical_not(tf.math.is_finite(values)), axis=1)
+    def invalid_elements(self, spec, flat_values: tf.Tensor) -> tf.Tensor:
+        return tf.logical_not(tf.math.is_finite(flat_values))
 
     def dense(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
         return values.to_tensor(default_value=0.0, shape=[None, spec.length])
