@@ -74,8 +74,9 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "tfrs_twotower.cli", *args]
 
 
-def prepare(data: str, out: str, workers: int, log: str) -> dict:
+def prepare(data: str, out: str, workers: int, log: str, candidates: str | None = None) -> dict:
     shutil.rmtree(out, ignore_errors=True)
+    candidates = candidates or os.path.join(data, "candidates.jsonl")
     command = cli(
         "prepare",
         "--training_data_path",
@@ -86,6 +87,8 @@ def prepare(data: str, out: str, workers: int, log: str) -> dict:
         out,
         "--eval_split",
         "0.01",
+        "--candidate_data_path",
+        candidates,
         f"--direct_num_workers={workers}",
         "--direct_running_mode=multi_processing",
     )
