@@ -62,7 +62,7 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     "adagrad" is `RowSparseAdagrad`: Adagrad updating only an embedding's looked-up rows (Keras 2's
     arithmetic: a row repeated in a batch gets its summed gradient squared).
     """
-    settings: dict[str, Any] = {"learning_rate": config.learning_rate}
+    settings: dict[str, Any] = {"learning_rate": config.effective_learning_rate}
     if config.momentum is not None:
         settings["momentum"] = config.momentum
     try:
@@ -143,8 +143,20 @@ def build_model(
             corpus_features = side_columns(schema.candidate, list(corpus.candidates))
         if id_vocabularies is None:
             id_vocabularies = id_counts.id_vocabularies(scan.id_counts, config.id_min_count)
+    id_feature = candidate_id_feature(schema, config.candidate_id_feature)
+    correction = config.bias_correction(id_feature)  # 'auto' resolved; 'none' -> None
+    if config.sampling_bias_correction == "auto" and not candidate_counts:
+        correction = None  # 'auto' without the training data's counts (a bare Python-API build): no logQ
+    bias = config.use_candidate_bias(id_feature, correction)
+    if bias and id_feature is None:
+        raise ValueError(
+            "`candidate_bias` needs a candidate Id feature: add one to the candidate side, set "
+            "--candidate_id_feature, or set --candidate_bias false."
+        )
     query_tower, candidate_tower = build_towers(
         schema,
+        candidate_bias=id_feature if bias else None,
+        query_id_dropout=config.query_id_dropout,
         hidden_units=config.hidden_units if hidden_units is None else list(hidden_units),
         output_dim=config.output_dim,
         numeric_stats=numeric_stats,
@@ -160,16 +172,12 @@ def build_model(
         loss_reduction=config.loss_reduction,
         fused=fused,
     )
-    id_feature = candidate_id_feature(schema, config.candidate_id_feature)
     if config.remove_accidental_hits and id_feature is None:
         raise ValueError(
             "`remove_accidental_hits` needs a candidate id: add an Id feature to the candidate side or set "
             "--candidate_id_feature."
         )
     estimator = None
-    correction = config.bias_correction(id_feature)  # 'auto' resolved; 'none' -> None
-    if config.sampling_bias_correction == "auto" and not candidate_counts:
-        correction = None  # 'auto' without the training data's counts (a bare Python-API build): no logQ
     if correction == "counts":
         if not candidate_counts:
             raise ValueError(
