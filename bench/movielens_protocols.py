@@ -78,6 +78,9 @@ SETTINGS = {
     "t0.3": {"candidate_bias": "false", "temperature": 0.3},
     "t0.5": {"candidate_bias": "false", "temperature": 0.5},
     "bias-t0.5": {"candidate_bias": "true", "temperature": 0.5},
+    "noclip": {"candidate_bias": "false"},
+    "noclip-bias": {"candidate_bias": "true"},
+    "nobias": {"candidate_bias": "false"},
     "iddrop0.5": {"candidate_bias": "false", "query_id_dropout": 0.5},
     "counts-l2-t0.1-hits": {
         "sampling_bias_correction": "counts",
