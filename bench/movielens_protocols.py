@@ -81,6 +81,9 @@ SETTINGS = {
     "noclip": {"candidate_bias": "false"},
     "noclip-bias": {"candidate_bias": "true"},
     "nobias": {"candidate_bias": "false"},
+    "bias-a1.5": {"candidate_bias": "true"},
+    "bias-a0.5": {"candidate_bias": "true"},
+    "bias-t0.3": {"candidate_bias": "true", "temperature": 0.3},
     "iddrop0.5": {"candidate_bias": "false", "query_id_dropout": 0.5},
     "counts-l2-t0.1-hits": {
         "sampling_bias_correction": "counts",

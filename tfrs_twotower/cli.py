@@ -54,7 +54,7 @@ _VERTEX = (
 _GROUPS = {
     "Vertex AI Two-Tower flags (same names and defaults)": _VERTEX,
     "data": "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature".split(),
-    "model": "l2_normalize tower_projection".split(),
+    "model": "l2_normalize tower_projection candidate_bias".split(),
     "objective (loss and negatives)": (
         "temperature remove_accidental_hits sampling_bias_correction num_mixed_negatives num_hard_negatives "
         "loss_reduction"

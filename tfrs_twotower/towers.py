@@ -56,7 +56,6 @@ class Tower(keras.layers.Layer):
         l2_normalize: bool = False,
         projection: bool = True,
         bias: keras.layers.Layer | None = None,
-        id_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -81,7 +80,6 @@ class Tower(keras.layers.Layer):
         self.l2_normalize = l2_normalize
         self.projection = projection
         self.bias = bias
-        self.id_dropout = float(id_dropout)
         self.supports_jit = False
         self.hidden_layers = [
             keras.layers.Dense(units, activation=activation, name=f"hidden_{i + 1}")
@@ -114,8 +112,6 @@ class Tower(keras.layers.Layer):
             self.bias.build(input_shape)
 
     def call(self, features, training=False):
-        if training and self.id_dropout > 0:
-            features = _drop_ids(features, self.feature_encoder, self.id_dropout)
         x = self.feature_encoder(features)
         for layer in self.hidden_layers:
             x = layer(x)
@@ -144,7 +140,6 @@ class Tower(keras.layers.Layer):
             "activation": self.activation,
             "l2_normalize": self.l2_normalize,
             "projection": self.projection,
-            "id_dropout": self.id_dropout,
             "bias": None if self.bias is None else keras.saving.serialize_keras_object(self.bias),
         }
 
@@ -157,20 +152,6 @@ class Tower(keras.layers.Layer):
         return cls(**config)
 
 
-DROPPED_ID = "\x00dropped"  # an id no vocabulary holds: it reads the learned unknown row
-
-
-def _drop_ids(features, encoder, rate: float):
-    """`features` with each Id value replaced by `DROPPED_ID` with probability `rate` (training only)."""
-    names = [s.name for s in getattr(encoder, "specs", ()) if s.feature_type == "Id" and s.name in features]
-    out = dict(features)
-    for name in names:
-        ids = tf.convert_to_tensor(features[name])
-        drop = tf.random.uniform(tf.shape(ids)) < rate
-        out[name] = tf.where(drop, tf.constant(DROPPED_ID), ids)
-    return out
-
-
 def build_towers(
     schema: Any,
     hidden_units: Sequence[int] = (),
@@ -180,7 +161,6 @@ def build_towers(
     projection: bool = True,
     id_vocabularies: Mapping[str, Mapping[str, Sequence[str] | None]] | None = None,
     candidate_bias: str | None = None,
-    query_id_dropout: float = 0.0,
 ) -> tuple[Tower, Tower]:
     """The query tower and the candidate tower for `schema`, with the same hidden layers and output.
 
@@ -222,7 +202,6 @@ def build_towers(
             l2_normalize=l2_normalize,
             projection=projection,
             bias=biases[side],
-            id_dropout=query_id_dropout if side == "query" else 0.0,
             name=f"{side}_tower",
         )
         for side in ("query", "candidate")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import os  # EXPERIMENT
+
 import numpy as np
 import tensorflow as tf
 
@@ -64,7 +66,7 @@ class CandidateFrequencies(keras.layers.Layer):
         # correction, which then under-corrects them; all are scaled by one factor instead (the softmax
         # is unchanged by a shift common to every column).
         self.scale = min(1.0, 1.0 / float(expected.max()))
-        probabilities = np.minimum(1.0, expected * self.scale)
+        probabilities = np.minimum(1.0, expected * self.scale) ** float(os.environ.get("TFRS_TWOTOWER_LOGQ_ALPHA", "1"))  # EXPERIMENT
         positive = probabilities[probabilities > 0]
         self.supports_jit = False
         self.default = float(positive.min())

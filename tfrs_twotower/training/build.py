@@ -62,7 +62,7 @@ def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
     "adagrad" is `RowSparseAdagrad`: Adagrad updating only an embedding's looked-up rows (Keras 2's
     arithmetic: a row repeated in a batch gets its summed gradient squared).
     """
-    settings: dict[str, Any] = {"learning_rate": config.effective_learning_rate}
+    settings: dict[str, Any] = {"learning_rate": config.learning_rate}
     if config.momentum is not None:
         settings["momentum"] = config.momentum
     try:
@@ -156,7 +156,6 @@ def build_model(
     query_tower, candidate_tower = build_towers(
         schema,
         candidate_bias=id_feature if bias else None,
-        query_id_dropout=config.query_id_dropout,
         hidden_units=config.hidden_units if hidden_units is None else list(hidden_units),
         output_dim=config.output_dim,
         numeric_stats=numeric_stats,

@@ -143,16 +143,6 @@ class TrainingConfig:
         "embedding column: the candidate tower appends it, the query tower a 1): true, false, or auto "
         "(true when the logQ correction is on and candidates have an Id feature).",
     )
-    learning_rate_scaling: str = _field(
-        "none",
-        "Scale learning_rate with the batch size: sqrt multiplies it by sqrt(train_batch_size / 100) "
-        "(100: Vertex's default batch; larger batches take fewer steps per epoch), none keeps it.",
-    )
-    query_id_dropout: float = _field(
-        0.0,
-        "In training, each query Id value is replaced by the unknown id with this probability (less "
-        "memorisation of the user; the unknown row learns from the other features' users).",
-    )
     tower_projection: bool = _field(
         True,
         "With no hidden layers, false uses the feature vector itself as the embedding (TFRS basic model).",
@@ -198,18 +188,6 @@ class TrainingConfig:
     def hidden_units(self) -> list[int]:
         """Units of each hidden layer: `num_nodes_hidden_layer{i}` for i in 1..num_hidden_layers."""
         return [getattr(self, f"num_nodes_hidden_layer{i}") for i in range(1, self.num_hidden_layers + 1)]
-
-    @property
-    def effective_learning_rate(self) -> float:
-        """`learning_rate`, times sqrt(train_batch_size / 100) with `learning_rate_scaling` sqrt.
-
-        Example:
-        >>> TrainingConfig(train_batch_size=400, learning_rate_scaling="sqrt").effective_learning_rate
-        0.2
-        """
-        if self.learning_rate_scaling == "sqrt":
-            return self.learning_rate * (self.train_batch_size / 100) ** 0.5
-        return self.learning_rate
 
     def use_candidate_bias(self, candidate_id_feature: str | None, correction: str | None) -> bool:
         """`candidate_bias` resolved: 'auto' is on when a logQ `correction` is on and there is an Id feature.
@@ -263,7 +241,6 @@ class TrainingConfig:
         for name in ("max_bad_records", "seed", "num_mixed_negatives"):
             check_parameter(name, getattr(self, name), Interval(int, 0, None))
         check_parameter("id_min_count", self.id_min_count, Interval(int, 0, None))
-        check_parameter("query_id_dropout", self.query_id_dropout, Interval(float, 0.0, 1.0, closed="left"))
         check_parameter("eval_split", self.eval_split, Interval(float, 0.0, 1.0, closed="left"))
         check_parameter("learning_rate", self.learning_rate, Interval(float, 0.0, None, closed="neither"))
         check_parameter("momentum", self.momentum, Interval(float, 0.0, 1.0), optional=True)
@@ -278,7 +255,6 @@ class TrainingConfig:
                 Interval(int, 1, None),
             )
         check_parameter("loss_reduction", self.loss_reduction, OneOf(("sum", "mean")))
-        check_parameter("learning_rate_scaling", self.learning_rate_scaling, OneOf(("none", "sqrt")))
         check_parameter("candidate_bias", self.candidate_bias, OneOf(("auto", "true", "false")))
         check_parameter("verbose", self.verbose, OneOf((0, 1, 2)))
         check_parameter("distribution", self.distribution, OneOf(DISTRIBUTIONS))

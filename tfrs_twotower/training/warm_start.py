@@ -194,7 +194,7 @@ def warm_start(model, config: TrainingConfig, schema: InputSchema, log=print) ->
     status.expect_partial()  # another optimizer's state stays unread
     if same_optimizer:
         model.optimizer.iterations.assign(0)  # steps and epochs count from this run's start
-        model.optimizer.learning_rate = config.effective_learning_rate
+        model.optimizer.learning_rate = config.learning_rate
     kept = "and optimizer state " if same_optimizer else ""
     log(
         f"Warm start: the towers' weights {kept}of {source}"
