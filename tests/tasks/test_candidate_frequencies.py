@@ -59,3 +59,20 @@ def test_mixed_negatives_probability_is_scaled_alike():
     extra = model._mixed_negatives({"candidate_sampling_probability": None}, training=True)
     # Uniform draws: 2 of 4 candidates, 0.5 expected appearances, scaled by the in-batch factor 1/12.
     np.testing.assert_allclose(extra["extra_negative_sampling_probability"].numpy(), [0.5 / 12] * 2, rtol=1e-6)
+
+
+def test_weight_multiplies_the_correction():
+    rng = np.random.default_rng(1)
+    ids, counts = ["a", "b", "c", "d"], [600, 300, 60, 40]
+    batch = ["a", "b", "c", "d", "a"]
+    q = rng.normal(size=(5, 8)).astype(np.float32)
+    c = rng.normal(size=(5, 8)).astype(np.float32)
+    expected = 20 * np.array([counts[ids.index(i)] for i in batch]) / sum(counts)
+    for weight in (1.0, 1.5):
+        frequencies = CandidateFrequencies(ids, counts, batch_size=20, weight=weight)
+        assert frequencies.get_config()["weight"] == weight
+        loss = float(Retrieval()(q, c, candidate_sampling_probability=frequencies(tf.constant(batch))))
+        reference = _softmax_loss(q @ c.T - weight * np.log(expected)[None, :])
+        np.testing.assert_allclose(loss, reference, rtol=1e-4)
+    with pytest.raises(ValueError, match="weight"):
+        CandidateFrequencies(ids, counts, weight=0)

@@ -34,7 +34,7 @@ def _batch():
 def test_defaults_are_the_benchmarks_best():
     config = TrainingConfig(**REQUIRED).validate()
     assert (config.sampling_bias_correction, config.l2_normalize, config.temperature) == ("auto", True, 0.2)
-    assert config.candidate_bias == "auto"
+    assert (config.candidate_bias, config.logq_weight) == ("auto", 1.0)
     # Vertex's flags keep Vertex's defaults.
     assert (config.train_batch_size, config.learning_rate, config.optimizer, config.num_epochs) == (
         100,

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
-import os  # EXPERIMENT
-
 import numpy as np
 import tensorflow as tf
 
@@ -31,6 +29,8 @@ class CandidateFrequencies(keras.layers.Layer):
       ids: the candidate ids (strings).
       counts: how often each id appears as a positive in the training data (>= 0).
       batch_size: the training batch size, >= 1.
+      weight: the returned probabilities are raised to this power, so the logQ correction is `weight`
+        times the counts' (> 1 corrects more: popular candidates score higher after training).
 
     Call arguments:
       ids: tf.string `[B]`.
@@ -47,7 +47,9 @@ class CandidateFrequencies(keras.layers.Layer):
     (0.3333333333333333, [1.0, 0.3333])
     """
 
-    def __init__(self, ids: Sequence[str], counts: Sequence[float], batch_size: int = 1, **kwargs):
+    def __init__(
+        self, ids: Sequence[str], counts: Sequence[float], batch_size: int = 1, weight: float = 1.0, **kwargs
+    ):
         super().__init__(**kwargs)
         counts = np.asarray(counts, np.float64)
         if len(ids) != len(counts) or len(ids) == 0:
@@ -56,6 +58,8 @@ class CandidateFrequencies(keras.layers.Layer):
             )
         if np.any(counts < 0) or counts.sum() <= 0:
             raise ValueError("`counts` must be >= 0 with a positive total.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"The `weight` parameter must be a float > 0. Got {weight!r} instead.")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"The `batch_size` parameter must be an int >= 1. Got {batch_size!r} instead.")
         self.ids = [str(i) for i in ids]
@@ -66,7 +70,9 @@ class CandidateFrequencies(keras.layers.Layer):
         # correction, which then under-corrects them; all are scaled by one factor instead (the softmax
         # is unchanged by a shift common to every column).
         self.scale = min(1.0, 1.0 / float(expected.max()))
-        probabilities = np.minimum(1.0, expected * self.scale) ** float(os.environ.get("TFRS_TWOTOWER_LOGQ_ALPHA", "1"))  # EXPERIMENT
+        self.weight = float(weight)
+        # `p ** weight`: the correction, -log(p), is then `weight` times the count's.
+        probabilities = np.minimum(1.0, expected * self.scale) ** self.weight
         positive = probabilities[probabilities > 0]
         self.supports_jit = False
         self.default = float(positive.min())
@@ -85,4 +91,10 @@ class CandidateFrequencies(keras.layers.Layer):
         return keras.KerasTensor((ids.shape[0],), dtype="float32")
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "ids": self.ids, "counts": self.counts, "batch_size": self.batch_size}
+        return {
+            **super().get_config(),
+            "ids": self.ids,
+            "counts": self.counts,
+            "batch_size": self.batch_size,
+            "weight": self.weight,
+        }

@@ -184,7 +184,10 @@ def build_model(
                 "`candidate_counts=` or the training data's `scan=`)."
             )
         estimator = CandidateFrequencies(
-            list(candidate_counts), list(candidate_counts.values()), batch_size=config.train_batch_size
+            list(candidate_counts),
+            list(candidate_counts.values()),
+            batch_size=config.train_batch_size,
+            weight=config.logq_weight,
         )
     elif correction not in (None, "estimate"):
         spec = schema.feature("candidate", correction)

@@ -137,12 +137,7 @@ class TrainingConfig:
         True,
         "L2-normalise both towers' outputs (cosine similarity; best with temperature 0.2 on MovieLens).",
     )
-    candidate_bias: str = _field(
-        "auto",
-        "A learned score per candidate Id added to every query's score (a popularity prior; one more "
-        "embedding column: the candidate tower appends it, the query tower a 1): true, false, or auto "
-        "(true when the logQ correction is on and candidates have an Id feature).",
-    )
+    candidate_bias: str = _field("auto", "Per-candidate learned score; default auto: with logQ.")
     tower_projection: bool = _field(
         True,
         "With no hidden layers, false uses the feature vector itself as the embedding (TFRS basic model).",
@@ -160,6 +155,7 @@ class TrainingConfig:
         "estimate (streaming, Yi et al. 2019), a candidate Numeric feature, or none. TFRS parity: none, "
         "with l2_normalize false and temperature none.",
     )
+    logq_weight: float = _field(1.0, "Weight of the counts logQ correction.")
     num_hard_negatives: int | None = _field(None, "Keep only this many top-scoring negatives per query.")
     num_mixed_negatives: int = _field(
         0, "Candidates drawn uniformly from the corpus and added to every batch's negatives."
@@ -255,6 +251,7 @@ class TrainingConfig:
                 Interval(int, 1, None),
             )
         check_parameter("loss_reduction", self.loss_reduction, OneOf(("sum", "mean")))
+        check_parameter("logq_weight", self.logq_weight, Interval(float, 0.0, None, closed="neither"))
         check_parameter("candidate_bias", self.candidate_bias, OneOf(("auto", "true", "false")))
         check_parameter("verbose", self.verbose, OneOf((0, 1, 2)))
         check_parameter("distribution", self.distribution, OneOf(DISTRIBUTIONS))
