@@ -233,7 +233,10 @@ def check_trainable(model: TwoTowerModel, config: TrainingConfig | None = None) 
     `tower_projection=False`, no hidden layers and only frozen features (pretrained text encoders,
     numeric values, vectors), gradient descent has nothing to update.
     """
-    if not model.built or model.trainable_variables:
+    # The candidate bias alone (`--candidate_bias`) learns popularity, not a match: it does not count.
+    biases = [getattr(t, "bias", None) for t in (model.query_tower, model.candidate_tower)]
+    bias_variables = {id(v) for b in biases if b is not None for v in b.trainable_variables}
+    if not model.built or any(id(v) not in bias_variables for v in model.trainable_variables):
         return
     sides = []
     for side, tower in (("query", model.query_tower), ("candidate", model.candidate_tower)):
