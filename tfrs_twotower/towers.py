@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 import keras
 import tensorflow as tf
 
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.features.bias import CandidateBias, QueryBias
 from tfrs_twotower.features.encoder import FeatureEncoder
 from tfrs_twotower.schema import load_schema
@@ -187,7 +188,7 @@ def build_towers(
     biases = {"query": None, "candidate": None}
     if candidate_bias is not None:
         spec = schema.feature("candidate", candidate_bias)
-        if spec.feature_type != "Id":
+        if not feature_type_of(spec).identifies:
             raise ValueError(
                 f"`candidate_bias` must name a candidate Id feature; `{candidate_bias}` is {spec.feature_type}."
             )
