@@ -34,7 +34,12 @@ OPTIONS = (
     "candidate_bias",
 )
 # What the comparison's settings leave out means TFRS's plain softmax, whatever the package's defaults.
-PLAIN = {"sampling_bias_correction": None, "l2_normalize": False, "temperature": None, "candidate_bias": "false"}
+PLAIN = {
+    "sampling_bias_correction": None,
+    "l2_normalize": False,
+    "temperature": None,
+    "candidate_bias": "false",
+}
 
 
 def settings_config(settings: dict, paths: dict, job_dir: str = "unused"):

@@ -108,7 +108,9 @@ def _split(data_dir: str, protocol: str, cache: dict, smoke: bool) -> tuple[dict
 def _flags(setting: str) -> dict:
     flags = dict(SETTINGS[setting]) if setting in SETTINGS else json.loads(setting)
     if setting in SETTINGS and setting != "defaults":
-        flags.setdefault("candidate_bias", "false")  # the settings measured before the bias keep their meaning
+        flags.setdefault(
+            "candidate_bias", "false"
+        )  # the settings measured before the bias keep their meaning
     if flags.get("sampling_bias_correction") == "none":
         flags["sampling_bias_correction"] = None
     return flags

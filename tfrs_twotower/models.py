@@ -334,5 +334,7 @@ class TwoTowerModel(Model):
             scale = getattr(self.frequency_estimator, "scale", 1.0)
             weight = getattr(self.frequency_estimator, "weight", 1.0)
             probability = min(1.0, self.negative_sampler.sampling_probability * scale) ** weight
-            extra["extra_negative_sampling_probability"] = tf.fill([size], tf.constant(probability, tf.float32))
+            extra["extra_negative_sampling_probability"] = tf.fill(
+                [size], tf.constant(probability, tf.float32)
+            )
         return extra

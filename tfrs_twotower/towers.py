@@ -190,11 +190,14 @@ def build_towers(
         spec = schema.feature("candidate", candidate_bias)
         if not feature_type_of(spec).identifies:
             raise ValueError(
-                f"`candidate_bias` must name a candidate Id feature; `{candidate_bias}` is {spec.feature_type}."
+                f"`candidate_bias` must name a candidate Id feature; "
+                f"`{candidate_bias}` is {spec.feature_type}."
             )
         vocabulary = vocabularies.get("candidate", {}).get(candidate_bias)
-        biases = {"query": QueryBias(name="query_bias"), "candidate": CandidateBias(
-            candidate_bias, spec.num_buckets, vocabulary)}
+        biases = {
+            "query": QueryBias(name="query_bias"),
+            "candidate": CandidateBias(candidate_bias, spec.num_buckets, vocabulary),
+        }
     return tuple(
         Tower(
             FeatureEncoder(schema, side, stats.get(side), vocabularies.get(side)),

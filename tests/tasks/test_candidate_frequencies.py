@@ -58,7 +58,9 @@ def test_mixed_negatives_probability_is_scaled_alike():
     model({"query": {"user": tf.constant(["u"])}, "candidate": {"item": tf.constant(["a"])}})
     extra = model._mixed_negatives({"candidate_sampling_probability": None}, training=True)
     # Uniform draws: 2 of 4 candidates, 0.5 expected appearances, scaled by the in-batch factor 1/12.
-    np.testing.assert_allclose(extra["extra_negative_sampling_probability"].numpy(), [0.5 / 12] * 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        extra["extra_negative_sampling_probability"].numpy(), [0.5 / 12] * 2, rtol=1e-6
+    )
 
 
 def test_weight_multiplies_the_correction():

@@ -51,7 +51,9 @@ def test_auto_is_on_with_logq_and_off_with_the_tfrs_parity_switch():
     parity = build_model(config_from_args(build_parser().parse_args(FLAGS + PARITY)), load_schema(SCHEMA))
     assert parity.candidate_tower.bias is None and parity.query_tower.bias is None
     assert parity.candidate_tower({"item": tf.constant(["x"])}).shape == (1, 64)
-    off = build_model(TrainingConfig(**REQUIRED, candidate_bias="false"), load_schema(SCHEMA), candidate_counts=counts)
+    off = build_model(
+        TrainingConfig(**REQUIRED, candidate_bias="false"), load_schema(SCHEMA), candidate_counts=counts
+    )
     assert off.candidate_tower.bias is None
     on = build_model(TrainingConfig(**REQUIRED, candidate_bias="true"), load_schema(SCHEMA))  # no logQ
     assert on.candidate_tower({"item": tf.constant(["x"])}).shape == (1, 65)

@@ -190,7 +190,8 @@ class TrainingConfig:
         """`candidate_bias` resolved: 'auto' is on when a logQ `correction` is on and there is an Id feature.
 
         Example:
-        >>> TrainingConfig().use_candidate_bias("movie_id", "counts"), TrainingConfig().use_candidate_bias("movie_id", None)
+        >>> config = TrainingConfig()
+        >>> config.use_candidate_bias("movie_id", "counts"), config.use_candidate_bias("movie_id", None)
         (True, False)
         """
         if self.candidate_bias == "auto":
