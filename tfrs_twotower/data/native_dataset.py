@@ -97,12 +97,12 @@ class _FileRecords:
 
     @tf.autograph.experimental.do_not_convert
     def __call__(self, path, file_id, seed, compression, has_skip) -> tf.data.Dataset:
-        plain = tf.data.TFRecordDataset(path, compression_type=compression)
-        # A corrupt tail the scan rejected (its first record is in `skip`) ends the file quietly; a file
-        # without skipped records keeps failing loudly on corrupt data.
-        tolerant = plain.ignore_errors()
-        choice = tf.data.Dataset.from_tensors(tf.cast(has_skip, tf.int64)).repeat()
-        ds = tf.data.Dataset.choose_from_datasets([plain, tolerant], choice, stop_on_empty_dataset=True)
+        ds = tf.data.TFRecordDataset(path, compression_type=compression)
+        if self.has_skip.any():
+            # A corrupt tail the scan rejected (its first record is in `skip`) ends the file quietly; a
+            # file without skipped records keeps failing loudly on corrupt data.
+            choice = tf.data.Dataset.from_tensors(tf.cast(has_skip, tf.int64)).repeat()
+            ds = tf.data.Dataset.choose_from_datasets([ds, ds.ignore_errors()], choice, stop_on_empty_dataset=True)
         skip = tf.constant(self.skip)
         subset, eval_split = self.subset, self.eval_split
 
@@ -116,11 +116,10 @@ class _FileRecords:
             key = tf.bitwise.left_shift(file_id, 40) | index
             keep &= tf.not_equal(tf.gather(skip, tf.searchsorted(skip[:-1], key)), key)
             ids = tf.fill(tf.shape(index), tf.cast(file_id, tf.int32))
-            return tf.data.Dataset.from_tensor_slices(
-                (tf.boolean_mask(records, keep), tf.boolean_mask(ids, keep), tf.boolean_mask(index, keep))
-            )
+            return tf.boolean_mask(records, keep), tf.boolean_mask(ids, keep), tf.boolean_mask(index, keep)
 
-        return ds.batch(_READ_BATCH).enumerate().flat_map(keep)
+        # Blocks of _BLOCK_LENGTH kept records: the interleave then takes one block of each file in turn.
+        return ds.batch(_READ_BATCH).enumerate().map(keep).unbatch().batch(_BLOCK_LENGTH)
 
 
 class _BatchParser:
@@ -178,10 +177,10 @@ def native_pair_dataset(source, batch_size: int, drop_remainder: bool, repeat: b
     ds = tf.data.Dataset.from_tensor_slices(files.tensors()).interleave(
         files,
         cycle_length=min(_CYCLE_LENGTH, max(1, len(source.files))),
-        block_length=_BLOCK_LENGTH,
+        block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
-    )
+    ).unbatch()
     if source.cache:
         ds = ds.cache()
     if source.shuffle_buffer > 1:
