@@ -237,10 +237,15 @@ class _PairBatches:
 NATIVE_TFRECORD = True
 
 
-def _use_native(source: _PairBatches) -> bool:
-    if source.file_format != "tfrecord" or not NATIVE_TFRECORD or not source.files:
+def native_enabled(file_format: str) -> bool:
+    """Whether `file_format` is read by the native (tf.data) path: TFRecord, unless forced off."""
+    if file_format != "tfrecord" or not NATIVE_TFRECORD:
         return False
-    if os.environ.get("TFRS_TWOTOWER_PYTHON_INPUT", "") not in ("", "0"):
+    return os.environ.get("TFRS_TWOTOWER_PYTHON_INPUT", "") in ("", "0")
+
+
+def _use_native(source: _PairBatches) -> bool:
+    if not native_enabled(source.file_format) or not source.files:
         return False
     # Fingerprint keys (no candidate Id feature) are computed in Python.
     return source.candidate_key is None or source.candidate_key.feature is not None

@@ -188,10 +188,12 @@ def native_pair_dataset(source, batch_size: int, drop_remainder: bool, repeat: b
     if source.shard is not None:
         index, count, block = source.shard
         ds = ds.batch(count * block, drop_remainder=True)
-        ds = ds.map(lambda *t: tuple(x[index * block : (index + 1) * block] for x in t))
-    else:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(lambda *t: tuple(x[index * block : (index + 1) * block] for x in t)).unbatch()
+    # Parsed in chunks of whole batches and padded per chunk, then sliced into batches: the Python
+    # path's shapes exactly (its generator pads chunks of `chunk_records`, then `rebatch`es).
+    ds = ds.batch(source.chunk_records)
     ds = ds.map(_BatchParser(source, parser, key_feature), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
     if repeat:
         ds = ds.repeat()
     return ds.prefetch(tf.data.AUTOTUNE)
