@@ -56,6 +56,20 @@ class _Parsed:
 
     def __init__(self, out: dict[str, Any]):
         self.out = {k: v.numpy() if hasattr(v, "numpy") else v for k, v in out.items()}
+        self._ids: dict[str, np.ndarray] = {}
+
+    def ids(self, spec) -> np.ndarray:
+        """An Id feature's values, one str per row (object array); "" in rows without exactly one."""
+        if spec.name not in self._ids:
+            values, splits = self.out[spec.tfrecord_key + "/v"], self.out[spec.tfrecord_key + "/s"]
+            if len(values) == len(splits) - 1:
+                out = np.array(_decoded(values), dtype=object)
+            else:  # a bad row's list is not one value long
+                one = np.diff(splits) == 1
+                out = np.full(len(one), "", dtype=object)
+                out[one] = _decoded(values[splits[:-1][one]])
+            self._ids[spec.name] = out
+        return self._ids[spec.name]
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.out[key]
@@ -175,8 +189,11 @@ class PairBatchScanner:
         self.fingerprints: dict[str, int | None] = {}
 
     def _column(self, parsed, py: dict, rows: np.ndarray, side: str, name: str) -> list:
-        spec = self.specs[(side, name)]
-        return [py[r][side][name] if r in py else parsed.row(spec, r) for r in rows]
+        """An Id feature's values in `rows` (Python rows from their records)."""
+        values = parsed.ids(self.specs[(side, name)])[rows]
+        for i in np.flatnonzero(np.isin(rows, list(py))) if py else ():
+            values[i] = py[int(rows[i])][side][name]
+        return values.tolist()
 
     def add(self, path: str, start: int, serialized: np.ndarray, parsed: _Parsed | None) -> None:
         result, n = self.result, len(serialized)
@@ -217,11 +234,7 @@ class PairBatchScanner:
     def _keys(self, parsed: _Parsed, py: dict, good: np.ndarray) -> np.ndarray:
         if self.key.feature is None:
             return np.array([k for k in self._row_keys], dtype=object)
-        spec = self.specs[("candidate", self.key.feature)]
-        keys = np.array(_decoded(parsed[spec.tfrecord_key + "/v"]), dtype=object) if len(good) else np.array(
-            [], dtype=object)
-        if len(keys) != len(good):  # a bad row's Id list is not one value long: gather row by row
-            keys = np.array([parsed.row(spec, r) if good[r] else "" for r in range(len(good))], dtype=object)
+        keys = parsed.ids(self.specs[("candidate", self.key.feature)]).copy()
         for r, record in py.items():
             keys[r] = self.key(record["candidate"])
         return keys
@@ -233,12 +246,16 @@ class PairBatchScanner:
         corpus, result, fingerprints = self.result.corpus, self.result, self.fingerprints
         fingerprint = parsed["fingerprint"]
         by_feature = self.key.feature is not None
+        ids = parsed.ids(self.specs[("candidate", self.key.feature)]) if by_feature else None
+        if by_feature and not py:
+            self._corpus_vectorised(parsed, ids, good)
+            return
         self._row_keys = []
         for r in np.flatnonzero(good).tolist():
             record = py.get(r)
             candidate = record["candidate"] if record is not None else None
             if by_feature and candidate is None:
-                k = parsed.row(self.specs[("candidate", self.key.feature)], r)
+                k = ids[r]
             else:
                 candidate = candidate if candidate is not None else self._candidate(parsed, r)
                 k = self.key(candidate)
@@ -258,6 +275,27 @@ class PairBatchScanner:
         if not by_feature:
             keys = iter(self._row_keys)
             self._row_keys = [next(keys) if g else "" for g in good]
+
+    def _corpus_vectorised(self, parsed: _Parsed, ids: np.ndarray, good: np.ndarray) -> None:
+        """`_corpus` for a batch of native rows keyed by an Id feature: new keys in first-seen order,
+        conflicts by fingerprint."""
+        corpus, fingerprints = self.result.corpus, self.fingerprints
+        rows = np.flatnonzero(good)
+        keys, fingerprint = ids[rows], parsed["fingerprint"][rows]
+        if not len(rows):
+            return
+        unique, first = np.unique(keys.astype(str), return_index=True)
+        for j in np.argsort(first, kind="stable"):
+            key = keys[first[j]]
+            if key not in corpus:
+                corpus.add(self._candidate(parsed, int(rows[first[j]])), key)
+                fingerprints[key] = int(fingerprint[first[j]])
+        stored = [fingerprints.get(k) for k in keys.tolist()]
+        for i in [i for i, f in enumerate(stored) if f is None]:  # stored by a batch Python parsed
+            candidate = corpus.candidates[corpus.index_of(keys[i])]
+            corpus.conflicts += candidate != self._candidate(parsed, int(rows[i]))
+        known = np.array([f if f is not None else 0 for f in stored], dtype=np.int64)
+        corpus.conflicts += int(((known != fingerprint) & np.array([f is not None for f in stored])).sum())
 
     def _numeric(self, parsed: _Parsed, py: dict, train: np.ndarray, train_rows: np.ndarray) -> None:
         n = len(train)
