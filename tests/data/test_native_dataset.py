@@ -66,3 +66,26 @@ def test_eval_flags_match_split(tmp_path):
     expected = eval_mask("gs://b/part-7.tfrecord", indices, 0.37)
     got = eval_flags("/x/part-7.jsonl", tf.constant(indices), 0.37).numpy()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_shards_split_each_global_batch(tmp_path, schema):
+    path = str(tmp_path / "a.tfrecord")
+    write_tfrecord(_mixed_records(100), path, schema)
+    args = dict(subset="all", shuffle_buffer=50, seed=4, negatives=True)
+    whole = [b["query"]["user_id"].tolist() for b in _all(make_dataset(path, schema, "tfrecord", batch_size=20, **args))]
+    shards = [
+        [b["query"]["user_id"].tolist() for b in _all(make_dataset(path, schema, "tfrecord", batch_size=10,
+                                                                   shard=(i, 2), **args))]
+        for i in range(2)
+    ]
+    assert len(shards[0]) == len(shards[1]) == 5
+    assert [a + b for a, b in zip(*shards, strict=True)] == whole
+
+
+def test_cache_and_repeat_reshuffle(tmp_path, schema):
+    path = str(tmp_path / "a.tfrecord")
+    write_tfrecord(_mixed_records(64), path, schema)
+    ds = make_dataset(path, schema, "tfrecord", subset="all", batch_size=64, seed=1, cache=True, repeat=True,
+                      negatives=True)
+    first, second = [b["query"]["user_id"].numpy().tolist() for b in ds.take(2)]
+    assert sorted(first) == sorted(second) and first != second

@@ -91,6 +91,7 @@ class _FileRecords:
         self.compression = [("GZIP" if is_gzip(f) else "") for f in source.files]
         skipped = {f for f, s in source.skip.items() if s}
         self.has_skip = np.array([f in skipped for f in source.files])
+        self.single = len(source.files) == 1  # one file: no interleave, no blocks
 
     def tensors(self) -> tuple:
         return (self.files, self.file_ids, self.seeds, self.compression, self.has_skip)
@@ -118,8 +119,11 @@ class _FileRecords:
             ids = tf.fill(tf.shape(index), tf.cast(file_id, tf.int32))
             return tf.boolean_mask(records, keep), tf.boolean_mask(ids, keep), tf.boolean_mask(index, keep)
 
+        kept = ds.batch(_READ_BATCH).enumerate().map(keep)
+        if self.single:
+            return kept
         # Blocks of _BLOCK_LENGTH kept records: the interleave then takes one block of each file in turn.
-        return ds.batch(_READ_BATCH).enumerate().map(keep).unbatch().batch(_BLOCK_LENGTH)
+        return kept.unbatch().batch(_BLOCK_LENGTH)
 
 
 class _BatchParser:
@@ -174,13 +178,17 @@ def native_pair_dataset(source, batch_size: int, drop_remainder: bool, repeat: b
         int64_keys=int64_keys(source.files[0] if source.files else None, source.schema),
     )
     files = _FileRecords(source)
-    ds = tf.data.Dataset.from_tensor_slices(files.tensors()).interleave(
-        files,
-        cycle_length=min(_CYCLE_LENGTH, max(1, len(source.files))),
-        block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    ).unbatch()
+    if files.single:
+        ds = files(*(tf.constant(t[0]) for t in files.tensors()))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files.tensors()).interleave(
+            files,
+            cycle_length=min(_CYCLE_LENGTH, len(source.files)),
+            block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    ds = ds.unbatch()
     if source.cache:
         ds = ds.cache()
     if source.shuffle_buffer > 1:
