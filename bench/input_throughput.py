@@ -51,12 +51,22 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[dict]:
     out = []
     for i in range(n):
         w = [WORDS[j] for j in words[i]]
-        out.append({
-            "query": {"user_id": f"u{users[i]}", "age": float(ages[i]), "device": ["ios", "web"][: 1 + i % 2],
-                      "query_text": " ".join(w[:2])},
-            "candidate": {"item_id": f"i{items[i]}", "price": float(items[i] % 100) / 10,
-                          "genres": ["a", "b", "c", "d", "e"][: 1 + i % 4], "title": " ".join(w)},
-        })
+        out.append(
+            {
+                "query": {
+                    "user_id": f"u{users[i]}",
+                    "age": float(ages[i]),
+                    "device": ["ios", "web"][: 1 + i % 2],
+                    "query_text": " ".join(w[:2]),
+                },
+                "candidate": {
+                    "item_id": f"i{items[i]}",
+                    "price": float(items[i] % 100) / 10,
+                    "genres": ["a", "b", "c", "d", "e"][: 1 + i % 4],
+                    "title": " ".join(w),
+                },
+            }
+        )
     return out
 
 
@@ -82,8 +92,9 @@ def records_per_second(path: str, file_format: str, native: bool, schema: dict) 
     started = time.perf_counter()
     result = scan(path, schema, file_format, eval_split=0.2)
     scan_rate = result.records_read / (time.perf_counter() - started)
-    ds = make_dataset(path, schema, file_format, subset="train", eval_split=0.2, batch_size=1024,
-                      seed=0, skip=result.skip)
+    ds = make_dataset(
+        path, schema, file_format, subset="train", eval_split=0.2, batch_size=1024, seed=0, skip=result.skip
+    )
     started = time.perf_counter()
     batches = iter(ds)
     count = int(next(batches)["weight"].shape[0])
@@ -97,9 +108,19 @@ def records_per_second(path: str, file_format: str, native: bool, schema: dict) 
 def train_seconds(path: str, file_format: str, folder: str, native: bool) -> float:
     env = dict(os.environ, TFRS_TWOTOWER_PYTHON_INPUT="" if native else "1")
     job_dir = os.path.join(folder, f"job-{file_format}-{native}")
-    cmd = [sys.executable, "-m", "tfrs_twotower.cli", "train", f"--training_data_path={path}",
-           f"--input_schema_path={os.path.join(folder, 'id_schema.json')}", f"--input_file_format={file_format}",
-           f"--job-dir={job_dir}", "--train_batch_size=8192", "--num_epochs=2", "--eval_split=0.0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tfrs_twotower.cli",
+        "train",
+        f"--training_data_path={path}",
+        f"--input_schema_path={os.path.join(folder, 'id_schema.json')}",
+        f"--input_file_format={file_format}",
+        f"--job-dir={job_dir}",
+        "--train_batch_size=8192",
+        "--num_epochs=2",
+        "--eval_split=0.0",
+    ]
     started = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -116,26 +137,49 @@ def main() -> None:
     paths = write_data(args.records, args.folder, SCHEMA)
     load = os.getloadavg()
     rows = {}
-    inputs = [("jsonl", "jsonl", False), ("tfrecord_python", "tfrecord", False), ("tfrecord_native", "tfrecord", True)]
+    inputs = [
+        ("jsonl", "jsonl", False),
+        ("tfrecord_python", "tfrecord", False),
+        ("tfrecord_native", "tfrecord", True),
+    ]
     for name, fmt, native in [] if args.train_only else inputs:
         rate, steady, scan_rate = records_per_second(paths[fmt], fmt, native, SCHEMA)
-        rows[name] = {"dataset_records_per_s": round(rate), "dataset_after_first_batch": round(steady),
-                      "scan_records_per_s": round(scan_rate)}
-        print(f"{name:18s} dataset {rate:10,.0f} rec/s ({steady:10,.0f} after the first batch)   "
-              f"scan {scan_rate:10,.0f} rec/s", flush=True)
+        rows[name] = {
+            "dataset_records_per_s": round(rate),
+            "dataset_after_first_batch": round(steady),
+            "scan_records_per_s": round(scan_rate),
+        }
+        print(
+            f"{name:18s} dataset {rate:10,.0f} rec/s ({steady:10,.0f} after the first batch)   "
+            f"scan {scan_rate:10,.0f} rec/s",
+            flush=True,
+        )
     native, python = rows.get("tfrecord_native"), rows.get("tfrecord_python")
-    ratios = {} if args.train_only else {"native_vs_tfrecord_python": native["dataset_records_per_s"] / python["dataset_records_per_s"],
-              "native_vs_jsonl": native["dataset_records_per_s"] / rows["jsonl"]["dataset_records_per_s"],
-              "native_scan_vs_python_scan": native["scan_records_per_s"] / python["scan_records_per_s"]}
+    ratios = (
+        {}
+        if args.train_only
+        else {
+            "native_vs_tfrecord_python": native["dataset_records_per_s"] / python["dataset_records_per_s"],
+            "native_vs_jsonl": native["dataset_records_per_s"] / rows["jsonl"]["dataset_records_per_s"],
+            "native_scan_vs_python_scan": native["scan_records_per_s"] / python["scan_records_per_s"],
+        }
+    )
     print({k: round(v, 2) for k, v in ratios.items()})
-    result = {"records": args.records, "cpus": os.cpu_count(), "load_before": load, "input": rows,
-              "ratios": ratios}
+    result = {
+        "records": args.records,
+        "cpus": os.cpu_count(),
+        "load_before": load,
+        "input": rows,
+        "ratios": ratios,
+    }
     if args.train or args.train_only:
         id_folder = args.folder + "_id"
         id_paths = write_data(args.records, id_folder, ID_SCHEMA)
         os.replace(os.path.join(id_folder, "schema.json"), os.path.join(id_folder, "id_schema.json"))
-        train = {"jsonl": train_seconds(id_paths["jsonl"], "jsonl", id_folder, False),
-                 "tfrecord_native": train_seconds(id_paths["tfrecord"], "tfrecord", id_folder, True)}
+        train = {
+            "jsonl": train_seconds(id_paths["jsonl"], "jsonl", id_folder, False),
+            "tfrecord_native": train_seconds(id_paths["tfrecord"], "tfrecord", id_folder, True),
+        }
         train["speedup"] = train["jsonl"] / train["tfrecord_native"]
         print("train wall s:", {k: round(v, 1) for k, v in train.items()})
         result["train_seconds"] = train

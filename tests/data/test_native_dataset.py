@@ -1,4 +1,4 @@
-"""The native TFRecord path (`native_dataset`, `native_parse`) gives the Python path's batches and verdicts."""
+"""The native TFRecord path (`native_dataset`, `native_parse`) gives the Python path's batches."""
 
 import numpy as np
 import pytest
@@ -54,8 +54,17 @@ def test_same_batches_as_python_path(tmp_path, monkeypatch, schema, subset):
         paths.append(path)
     skip = [(paths[0], 3), (paths[2], 50)]
     native, python = _both(
-        monkeypatch, paths, schema, "tfrecord", subset=subset, eval_split=0.3, batch_size=32,
-        shuffle_buffer=0, skip=skip, negatives=True, with_keys=True,
+        monkeypatch,
+        paths,
+        schema,
+        "tfrecord",
+        subset=subset,
+        eval_split=0.3,
+        batch_size=32,
+        shuffle_buffer=0,
+        skip=skip,
+        negatives=True,
+        with_keys=True,
     )
     _assert_equal(native, python)
     assert "negatives" in native[0] and native[0]["candidate_key"].dtype == object
@@ -72,10 +81,15 @@ def test_shards_split_each_global_batch(tmp_path, schema):
     path = str(tmp_path / "a.tfrecord")
     write_tfrecord(_mixed_records(100), path, schema)
     args = dict(subset="all", shuffle_buffer=50, seed=4, negatives=True)
-    whole = [b["query"]["user_id"].tolist() for b in _all(make_dataset(path, schema, "tfrecord", batch_size=20, **args))]
+    whole = [
+        b["query"]["user_id"].tolist()
+        for b in _all(make_dataset(path, schema, "tfrecord", batch_size=20, **args))
+    ]
     shards = [
-        [b["query"]["user_id"].tolist() for b in _all(make_dataset(path, schema, "tfrecord", batch_size=10,
-                                                                   shard=(i, 2), **args))]
+        [
+            b["query"]["user_id"].tolist()
+            for b in _all(make_dataset(path, schema, "tfrecord", batch_size=10, shard=(i, 2), **args))
+        ]
         for i in range(2)
     ]
     assert len(shards[0]) == len(shards[1]) == 5
@@ -85,7 +99,8 @@ def test_shards_split_each_global_batch(tmp_path, schema):
 def test_cache_and_repeat_reshuffle(tmp_path, schema):
     path = str(tmp_path / "a.tfrecord")
     write_tfrecord(_mixed_records(64), path, schema)
-    ds = make_dataset(path, schema, "tfrecord", subset="all", batch_size=64, seed=1, cache=True, repeat=True,
-                      negatives=True)
+    ds = make_dataset(
+        path, schema, "tfrecord", subset="all", batch_size=64, seed=1, cache=True, repeat=True, negatives=True
+    )
     first, second = [b["query"]["user_id"].numpy().tolist() for b in ds.take(2)]
     assert sorted(first) == sorted(second) and first != second

@@ -5,7 +5,6 @@ import gzip
 import math
 import re
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -38,7 +37,10 @@ def _assert_same_scan(a, b):
     assert a.corpus.keys == b.corpus.keys and a.corpus.candidates == b.corpus.candidates
     assert a.corpus.conflicts == b.corpus.conflicts
     assert (a.weighted_count, a.negatives_count, a.max_negatives) == (
-        b.weighted_count, b.negatives_count, b.max_negatives)
+        b.weighted_count,
+        b.negatives_count,
+        b.max_negatives,
+    )
     assert a.train_positive_counts == b.train_positive_counts
     assert a.eval_positive_counts == b.eval_positive_counts
     for side, stats in b.numeric_stats.items():
@@ -47,9 +49,11 @@ def _assert_same_scan(a, b):
             assert t.count == s.count and math.isclose(t.mean, s.mean, rel_tol=1e-12, abs_tol=1e-12)
             assert math.isclose(t.variance, s.variance, rel_tol=1e-9, abs_tol=1e-12)
     assert {k: dict(v.counts) for k, v in a.id_counts["query"].items()} == {
-        k: dict(v.counts) for k, v in b.id_counts["query"].items()}
+        k: dict(v.counts) for k, v in b.id_counts["query"].items()
+    }
     assert {q: sorted(a.seen.rows_for([q])[0]) for q in a.seen._rows} == {
-        q: sorted(b.seen.rows_for([q])[0]) for q in b.seen._rows}
+        q: sorted(b.seen.rows_for([q])[0]) for q in b.seen._rows
+    }
 
 
 def test_scan_same_as_python(tmp_path, monkeypatch, schema):
@@ -82,12 +86,26 @@ BAD_FEATURES = [
     {"weight": _floats()},
     {"query_query_text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\xff\xfe"]))},
     {"negative_movie_id": _bytes("n")},
-    {"negative_movie_id": _bytes("n1", "n2"), "negative_genres": _bytes("a"), "negative_genres.lengths": _ints(1),
-     "negative_title": _bytes("t", "u"), "negative_title.lengths": _ints(1, 1), "negative_year": _floats(),
-     "negative_year.lengths": _ints(0, 0), "negative_emb": _floats(*[0.0] * 6)},
-    {"negative_movie_id": _bytes("n1"), "negative_genres": _bytes("a"), "negative_genres.lengths": _ints(2),
-     "negative_title": _bytes("t"), "negative_title.lengths": _ints(1), "negative_year": _floats(),
-     "negative_year.lengths": _ints(0), "negative_emb": _floats(0.0, 0.0, 0.0)},
+    {
+        "negative_movie_id": _bytes("n1", "n2"),
+        "negative_genres": _bytes("a"),
+        "negative_genres.lengths": _ints(1),
+        "negative_title": _bytes("t", "u"),
+        "negative_title.lengths": _ints(1, 1),
+        "negative_year": _floats(),
+        "negative_year.lengths": _ints(0, 0),
+        "negative_emb": _floats(*[0.0] * 6),
+    },
+    {
+        "negative_movie_id": _bytes("n1"),
+        "negative_genres": _bytes("a"),
+        "negative_genres.lengths": _ints(2),
+        "negative_title": _bytes("t"),
+        "negative_title.lengths": _ints(1),
+        "negative_year": _floats(),
+        "negative_year.lengths": _ints(0),
+        "negative_emb": _floats(0.0, 0.0, 0.0),
+    },
     {"query_liked": tf.train.Feature()},  # no list at all: valid (empty) for both paths
     {"query_age": _ints(41)},  # int64 numbers: valid
 ]
@@ -140,7 +158,9 @@ def test_dataset_verdicts_and_locations_match(tmp_path, monkeypatch, schema, cha
         assert _first_error(python), python
         if "Data types don't match" in native:  # a list of the wrong kind fails in parse_example, located
             key = next(iter(change))
-            assert re.search(rf"train\.tfrecord record 4, Key: {re.escape(key)}, Index: \d+\.  Data types", native)
+            assert re.search(
+                rf"train\.tfrecord record 4, Key: {re.escape(key)}, Index: \d+\.  Data types", native
+            )
         else:
             assert _first_error(native) == _first_error(python), native
     else:
@@ -170,8 +190,11 @@ def test_corrupt_and_gzip_files(tmp_path, monkeypatch, schema):
     _assert_same_scan(native, python)
     args = dict(subset="train", eval_split=0.25, skip=native.skip, batch_size=8, shuffle_buffer=0)
     got = [u for b in make_dataset(paths, schema, "tfrecord", **args) for u in b["query"]["user_id"].numpy()]
-    want = [u for b in _python(monkeypatch, make_dataset, paths, schema, "tfrecord", **args)
-            for u in b["query"]["user_id"].numpy()]
+    want = [
+        u
+        for b in _python(monkeypatch, make_dataset, paths, schema, "tfrecord", **args)
+        for u in b["query"]["user_id"].numpy()
+    ]
     assert got == want and len(got) == native.train_count
 
 

@@ -12,8 +12,9 @@ Example:
 >>> from tfrs_twotower.data.dataset import make_dataset
 >>> schema = {"query": {"q": {"feature_type": "Text"}},
 ...           "candidate": {"c": {"feature_type": "Id", "config": {"num_buckets": 9}}}}
->>> _ = write_tfrecord([{"query": {"q": "hi"}, "candidate": {"c": "m1"}}] * 5, "/tmp/nd_doc.tfrecord", schema)
->>> ds = make_dataset("/tmp/nd_doc.tfrecord", schema, "tfrecord", subset="all", batch_size=2, seed=0)
+>>> records = [{"query": {"q": "hi"}, "candidate": {"c": "m1"}}] * 5
+>>> _ = write_tfrecord(records, "ram://nd_doc.tfrecord", schema)
+>>> ds = make_dataset("ram://nd_doc.tfrecord", schema, "tfrecord", subset="all", batch_size=2, seed=0)
 >>> [int(b["weight"].shape[0]) for b in ds]
 [2, 2, 1]
 """
@@ -47,10 +48,16 @@ def int64_keys(path: str | None, schema) -> frozenset[str]:
     except Exception:  # noqa: BLE001 - a bad first record is judged later, like any other
         return frozenset()
     numeric = {"weight"} | {f"negative_{s.name}" for s in schema.candidate if s.feature_type in _NUMBERS}
-    numeric |= {s.tfrecord_key for side in ("query", "candidate") for s in schema.side(side)
-                if s.feature_type in _NUMBERS}
+    numeric |= {
+        s.tfrecord_key
+        for side in ("query", "candidate")
+        for s in schema.side(side)
+        if s.feature_type in _NUMBERS
+    }
     return frozenset(
-        k for k, f in example.features.feature.items() if k in numeric and f.WhichOneof("kind") == "int64_list"
+        k
+        for k, f in example.features.feature.items()
+        if k in numeric and f.WhichOneof("kind") == "int64_list"
     )
 
 
@@ -66,14 +73,18 @@ def _eval_flags_t(seed: tf.Tensor, indices: tf.Tensor, eval_split: float) -> tf.
 
     x = tf.cast(indices, tf.uint64)
     z = seed + (x + tf.constant(1, tf.uint64)) * tf.constant(int(_GOLDEN), tf.uint64)
-    z = shift(shift(shift(z, 30) * tf.constant(int(_M1), tf.uint64), 27) * tf.constant(int(_M2), tf.uint64), 31)
+    z = shift(
+        shift(shift(z, 30) * tf.constant(int(_M1), tf.uint64), 27) * tf.constant(int(_M2), tf.uint64), 31
+    )
     u = tf.cast(tf.bitwise.right_shift(z, tf.constant(11, tf.uint64)), tf.float64) / float(1 << 53)
     return u < eval_split
 
 
 def eval_flags(file: str, indices: tf.Tensor, eval_split: float) -> tf.Tensor:
     """`split.eval_mask` as TF ops: which records `indices` (int64) of `file` go to eval."""
-    return _eval_flags_t(tf.constant(int(_file_seed(file)), tf.uint64), tf.cast(indices, tf.int64), eval_split)
+    return _eval_flags_t(
+        tf.constant(int(_file_seed(file)), tf.uint64), tf.cast(indices, tf.int64), eval_split
+    )
 
 
 class _FileRecords:
@@ -103,7 +114,9 @@ class _FileRecords:
             # A corrupt tail the scan rejected (its first record is in `skip`) ends the file quietly; a
             # file without skipped records keeps failing loudly on corrupt data.
             choice = tf.data.Dataset.from_tensors(tf.cast(has_skip, tf.int64)).repeat()
-            ds = tf.data.Dataset.choose_from_datasets([ds, ds.ignore_errors()], choice, stop_on_empty_dataset=True)
+            ds = tf.data.Dataset.choose_from_datasets(
+                [ds, ds.ignore_errors()], choice, stop_on_empty_dataset=True
+            )
         skip = tf.constant(self.skip)
         subset, eval_split = self.subset, self.eval_split
 

@@ -13,8 +13,9 @@ Example:
 >>> from tfrs_twotower.data.scan import scan
 >>> schema = {"query": {"age": {"feature_type": "Numeric"}},
 ...           "candidate": {"movie": {"feature_type": "Id", "config": {"num_buckets": 9}}}}
->>> _ = write_tfrecord([{"query": {"age": 30}, "candidate": {"movie": "m1"}}] * 3, "/tmp/ns_doc.tfrecord", schema)
->>> result = scan("/tmp/ns_doc.tfrecord", schema, "tfrecord", eval_split=0.0)
+>>> records = [{"query": {"age": 30}, "candidate": {"movie": "m1"}}] * 3
+>>> _ = write_tfrecord(records, "ram://ns_doc.tfrecord", schema)
+>>> result = scan("ram://ns_doc.tfrecord", schema, "tfrecord", eval_split=0.0)
 >>> result.records_read, result.train_count, len(result.corpus), result.numeric_stats["query"]["age"].mean
 (3, 3, 1, 30.0)
 """
@@ -108,8 +109,11 @@ class NativeScanner:
             out["fingerprint"] = _fingerprint(parser, parsed)
             if parser.negatives:
                 spec = parser.schema.candidate[0]
-                col = parsed[f"negative_{spec.name}{LENGTHS_SUFFIX}" if spec.feature_type in (
-                    "Categorical", "Text", "Numeric") else f"negative_{spec.name}"]
+                col = parsed[
+                    f"negative_{spec.name}{LENGTHS_SUFFIX}"
+                    if spec.feature_type in ("Categorical", "Text", "Numeric")
+                    else f"negative_{spec.name}"
+                ]
                 out["negatives"] = col.count
             return out
 
@@ -201,7 +205,9 @@ class PairBatchScanner:
         is_eval = split_flags(path, start, n, result.eval_split)
         py, good = {}, np.ones(n, dtype=bool)
         for r in flagged_rows(parsed, n):
-            record = judge(bytes(serialized[r]), Location(path, start + int(r)), self.parser, "pairs", self.reject)
+            record = judge(
+                bytes(serialized[r]), Location(path, start + int(r)), self.parser, "pairs", self.reject
+            )
             if record is None:
                 good[r] = False
             else:
@@ -228,8 +234,10 @@ class PairBatchScanner:
         seen = result.seen
         if seen is not None:
             index_of = result.corpus.index_of
-            seen.add_many(self._column(parsed, py, train_rows, "query", seen.feature),
-                          [index_of(k) for k in keys[train]])
+            seen.add_many(
+                self._column(parsed, py, train_rows, "query", seen.feature),
+                [index_of(k) for k in keys[train]],
+            )
 
     def _keys(self, parsed: _Parsed, py: dict, good: np.ndarray) -> np.ndarray:
         if self.key.feature is None:
@@ -267,7 +275,9 @@ class PairBatchScanner:
                 corpus.conflicts += fingerprints[k] != int(fingerprint[r])
             else:
                 stored = corpus.candidates[corpus.index_of(k)]
-                corpus.conflicts += stored != (candidate if candidate is not None else self._candidate(parsed, r))
+                corpus.conflicts += stored != (
+                    candidate if candidate is not None else self._candidate(parsed, r)
+                )
             if record is not None and len(record) > 2:
                 from tfrs_twotower.data.scan import _count_extras
 

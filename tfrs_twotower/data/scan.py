@@ -223,7 +223,9 @@ def _scan_candidate_batches(result: ScanResult, reject, parser: RecordParser, na
         result.records_read += len(serialized)
         py = {}
         for r in flagged_rows(parsed, len(serialized)):
-            py[int(r)] = judge(bytes(serialized[r]), Location(path, start + int(r)), parser, "candidates", reject)
+            py[int(r)] = judge(
+                bytes(serialized[r]), Location(path, start + int(r)), parser, "candidates", reject
+            )
         with gc_paused():
             for r in range(len(serialized)):
                 if r in py:
