@@ -53,7 +53,9 @@ _VERTEX = (
 ).split()
 _GROUPS = {
     "Vertex AI Two-Tower flags (same names and defaults)": _VERTEX,
-    "data": "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature".split(),
+    "data": (
+        "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature prepared_data_path"
+    ).split(),
     "model": "l2_normalize tower_projection".split(),
     "objective (loss and negatives)": (
         "temperature remove_accidental_hits sampling_bias_correction num_mixed_negatives num_hard_negatives "
@@ -125,7 +127,7 @@ def _add_flag(group, field: dataclasses.Field, hint, hidden: bool = False) -> No
         type=_optional(parse) if optional else parse,
         # `--verbose` left out: 1 (progress bars) on a terminal, 2 (a line per epoch) in a log file.
         default=None if field.name == "verbose" else field.default,
-        required=field.name in _REQUIRED,
+        required=field.name in _REQUIRED and field.name != "training_data_path",  # or --prepared_data_path
         metavar="PATH" if field.name.endswith("_path") or field.name == "job_dir" else _METAVARS[base],
         help=help_text,
     )
@@ -161,6 +163,33 @@ def _run_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_prepare(args: argparse.Namespace) -> int:
+    from tfrs_twotower.prepare.pipeline import run_prepare
+
+    manifest = run_prepare(args, args.beam_args)
+    counts = manifest["counts"]
+    print(
+        f"Prepared {args.output_dir} in {manifest['seconds']:.1f} s: {counts['train']} train, "
+        f"{counts['eval']} eval, {counts['rejected']} rejected of {counts['records_read']} records; "
+        f"{counts['corpus']} candidates."
+    )
+    return 0
+
+
+def _add_prepare(commands) -> None:
+    from tfrs_twotower.prepare.flags import add_arguments  # no TensorFlow or Beam import: a fast --help
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="Validate, split and summarise training data with Apache Beam, for train --prepared_data_path.",
+        description="An Apache Beam pipeline (DirectRunner, multi-process, by default): writes validated "
+        "TFRecord shards, the trainer's statistics and rejected-*.jsonl to --output_dir. Beam options "
+        "(--runner, --direct_num_workers, Dataflow/Flink/Spark options) pass through unchanged.",
+    )
+    add_arguments(prepare)
+    prepare.set_defaults(run=_run_prepare, passthrough=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfrs-twotower",
@@ -181,13 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--num_pairs", type=int, default=5000, help="Number of (query, candidate) pairs.")
     sample.add_argument("--seed", type=int, default=0, help="Random seed (same seed, same bytes).")
     sample.set_defaults(run=_run_sample_data)
+    _add_prepare(commands)
     add_serving_commands(commands)  # export-index, encode, query
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.beam_args = extra  # `prepare` passes unknown flags to Beam
     from tfrs_twotower import errors, progress
 
     previous = progress.enabled()

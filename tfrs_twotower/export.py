@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfrs_twotower.data import batching
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.features.finite import check_finite
 from tfrs_twotower.schema import FeatureSpec, load_schema
 
@@ -30,7 +30,7 @@ EMBEDDINGS_DIR = "candidate_embeddings"
 def feature_signature(spec: FeatureSpec) -> tf.TensorSpec:
     """The serving input of one feature: its model-input spec (`data.batching`), named after it: Id `[B]`
     string; Categorical/Text `[B, L]` string; Numeric `[B, L]` float32; Vector `[B, length]` float32."""
-    return tf.TensorSpec.from_spec(batching.feature_signature(spec), name=spec.name)
+    return feature_type_of(spec).serving_signature(spec)
 
 
 def side_signature(schema: Any, side: str) -> dict[str, tf.TensorSpec]:

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.feature_types import feature_type_of
+
 VECTOR_LENGTH = 8
 # topic -> (categories, title/interest words, preferred countries, mean age, median price)
 _TOPICS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], float, float], ...] = (
@@ -291,10 +293,7 @@ def _sample_pairs(rng, num_pairs, mixtures, item_topics, item_weights) -> list[t
 
 
 def _feature(spec: dict[str, Any], value: Any) -> tf.train.Feature:
-    if spec["feature_type"] in ("Numeric", "Vector"):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=value))
-    values = [value] if isinstance(value, str) else value
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+    return feature_type_of(spec).to_feature(spec, value)
 
 
 def _example(schema: dict[str, Any], record: dict[str, dict[str, Any]]) -> bytes:

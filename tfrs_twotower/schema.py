@@ -28,18 +28,13 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from tfrs_twotower.errors import UserError
+from tfrs_twotower.feature_types import REGISTRY
 
 SIDES = ("query", "candidate")
-FEATURE_TYPES = ("Id", "Categorical", "Numeric", "Text", "Vector")
-
-# Config keys each type accepts: name -> required? Vertex's keys, plus `embedding_dim` (ours, optional).
-_CONFIG_KEYS: dict[str, dict[str, bool]] = {
-    "Id": {"num_buckets": True, "embedding_dim": False},
-    "Categorical": {"vocab": True, "embedding_dim": False},
-    "Numeric": {},
-    "Text": {"embedding_module": False},
-    "Vector": {"length": True},
-}
+# The types and the config keys each accepts (name -> required?: Vertex's keys, plus `embedding_dim`,
+# ours and optional) are owned by `tfrs_twotower.feature_types`.
+FEATURE_TYPES = tuple(REGISTRY)
+_CONFIG_KEYS: dict[str, dict[str, bool]] = {name: dict(t.config_keys) for name, t in REGISTRY.items()}
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -100,7 +95,8 @@ class FeatureSpec:
     @property
     def encoded(self) -> bool:
         """False for an Id feature with `embedding_dim` 0: a key only, not an input of the tower."""
-        return not (self.feature_type == "Id" and self.embedding_dim == 0)
+        kind = REGISTRY.get(self.feature_type)
+        return kind is None or kind.is_encoded(self)
 
     @property
     def path(self) -> str:
@@ -303,7 +299,7 @@ def _parse_feature(side: str, name: str, entry: Any, problems: list[str]) -> Fea
         values["length"] = v
     if "embedding_dim" in config and "embedding_dim" in allowed:
         v = config["embedding_dim"]
-        low = 0 if feature_type == "Id" else 1
+        low = REGISTRY[feature_type].min_embedding_dim
         if not _is_int(v) or v < low:
             key_only = " (0: an Id used as a key only, not encoded)" if low == 0 else ""
             problems.append(

@@ -22,52 +22,27 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import FeatureSpec
-
-_NAN = float("nan")
 
 
 def feature_signature(spec: FeatureSpec, extra_dims: int = 0) -> tf.TensorSpec:
     """The `tf.TensorSpec` of `spec`'s batched tensor; `extra_dims=1` adds the negatives' K axis."""
-    lead = [None] * (1 + extra_dims)
-    if spec.feature_type == "Id":
-        return tf.TensorSpec(lead, tf.string)
-    if spec.feature_type == "Vector":
-        return tf.TensorSpec([*lead, spec.length], tf.float32)
-    dtype = tf.float32 if spec.feature_type == "Numeric" else tf.string
-    return tf.TensorSpec([*lead, None], dtype)
+    return feature_type_of(spec).signature(spec, extra_dims)
 
 
 def side_signature(specs: Sequence[FeatureSpec], extra_dims: int = 0) -> dict[str, tf.TensorSpec]:
     return {s.name: feature_signature(s, extra_dims) for s in specs}
 
 
-def _padded(lists: list[list], pad: Any, dtype) -> np.ndarray:
-    width = max(map(len, lists), default=0)
-    if width == 1 and all(len(v) == 1 for v in lists):
-        flat = list(itertools.chain.from_iterable(lists))
-    else:
-        padding = [pad] * width
-        flat = list(itertools.chain.from_iterable(v + padding[len(v) :] for v in lists))
-    return np.array(flat, dtype=dtype).reshape(len(lists), width)
-
-
 def feature_column(spec: FeatureSpec, values: list) -> np.ndarray:
     """The batched numpy array of one feature from its normalised values (one per row)."""
-    kind = spec.feature_type
-    if kind == "Id":
-        return np.array(values, dtype=object).reshape(len(values))
-    if kind == "Vector":
-        return np.array(values, dtype=np.float32).reshape(len(values), spec.length)
-    if kind == "Numeric":
-        return _padded(values, _NAN, np.float32)
-    return _padded(values, "", object)
+    return feature_type_of(spec).column(spec, values)
 
 
 def side_columns(specs: Sequence[FeatureSpec], docs: list[dict]) -> dict[str, np.ndarray]:
@@ -76,11 +51,7 @@ def side_columns(specs: Sequence[FeatureSpec], docs: list[dict]) -> dict[str, np
 
 
 def _empty_value(spec: FeatureSpec) -> Any:
-    if spec.feature_type == "Id":
-        return ""
-    if spec.feature_type == "Vector":
-        return [0.0] * spec.length
-    return []
+    return feature_type_of(spec).empty_value(spec)
 
 
 def negative_columns(

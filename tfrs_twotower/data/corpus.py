@@ -22,6 +22,7 @@ import hashlib
 import json
 from typing import Any, Iterator
 
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import InputSchema, load_schema
 
 
@@ -39,7 +40,7 @@ class CandidateKey:
 
     def __init__(self, schema: InputSchema | Any, key_feature: str | None = None):
         schema = load_schema(schema)
-        ids = [s.name for s in schema.candidate if s.feature_type == "Id"]
+        ids = [s.name for s in schema.candidate if feature_type_of(s).identifies]
         if key_feature is not None and key_feature not in ids:
             raise ValueError(
                 f"The `candidate_key_feature` parameter must name an Id feature of the candidate side "
@@ -47,7 +48,7 @@ class CandidateKey:
                 f"Got {key_feature!r} instead."
             )
         self.feature = key_feature if key_feature is not None else (ids[0] if ids else None)
-        self._numeric = [s.name for s in schema.candidate if s.feature_type in ("Numeric", "Vector")]
+        self._numeric = [s.name for s in schema.candidate if feature_type_of(s).float_values]
 
     def __call__(self, features: dict[str, Any]) -> str:
         if self.feature is not None:

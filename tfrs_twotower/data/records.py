@@ -34,13 +34,11 @@ Example:
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-import numpy as np
-
 from tfrs_twotower.errors import DataError
+from tfrs_twotower.feature_types import InvalidValue, describe, feature_type_of
+from tfrs_twotower.feature_types.values import is_number
 from tfrs_twotower.schema import InputSchema, load_schema
 
 PAIR_KEYS = ("query", "candidate", "weight", "negatives")
@@ -89,117 +87,16 @@ class BadRecordError(DataError):
         return (BadRecordError, (self.location, self.reason, self.field))
 
 
-def describe(value: Any, limit: int = 80) -> str:
-    """A short JSON rendering of `value` for error messages."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class _Invalid(Exception):
-    def __init__(self, detail: str = ""):
-        self.detail = detail
-
-
-def _first_bad(values: list, ok: Callable[[Any], bool]) -> str:
-    for i, x in enumerate(values):
-        if not ok(x):
-            return f" (element {i} is {describe(x, 40)})"
-    return ""
-
-
-def _is_number(x: Any) -> bool:
-    try:
-        return (type(x) is float or type(x) is int or _is_real(x)) and math.isfinite(x)
-    except OverflowError:  # an int beyond float's range
-        return False
-
-
-# The checks test exact types first (JSON gives exact types, and that is fastest); the slow paths accept
-# subclasses and numpy scalars too, for records built in Python (`write_jsonl`, `write_tfrecord`).
-
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
-
-
-def _check_id(v: Any) -> str:
-    if type(v) is str and v:
-        return v
-    if type(v) is list and len(v) == 1 and type(v[0]) is str and v[0]:
-        return v[0]
-    if isinstance(v, list) and len(v) == 1:
-        v = v[0]
-    if isinstance(v, str) and v:
-        return str(v)
-    raise _Invalid()
-
-
-def _check_strings(v: Any) -> list[str]:
-    if type(v) is str:
-        return [v]
-    if type(v) is list:
-        for x in v:
-            if type(x) is not str:
-                if all(isinstance(y, str) for y in v):
-                    return [str(y) for y in v]
-                raise _Invalid(_first_bad(v, lambda y: isinstance(y, str)))
-        return v
-    if isinstance(v, str):
-        return [str(v)]
-    raise _Invalid()
-
-
-def _check_numbers(v: Any) -> list[float]:
-    if type(v) is list:
-        try:
-            out = [float(x) for x in v if type(x) is float or type(x) is int]
-            if len(out) == len(v) and all(map(math.isfinite, out)):
-                return out
-        except OverflowError:
-            pass
-        if all(map(_is_number, v)):
-            return [float(x) for x in v]
-        raise _Invalid(_first_bad(v, _is_number))
-    if _is_number(v):
-        return [float(v)]
-    raise _Invalid()
-
-
-def _vector_checker(length: int) -> Callable[[Any], list[float]]:
-    def check(v: Any) -> list[float]:
-        if type(v) is not list:
-            if isinstance(v, (list, tuple, np.ndarray)) and len(v) == length:
-                return _check_numbers([x for x in v])
-            raise _Invalid()
-        if len(v) != length:
-            raise _Invalid(f" (a list of {len(v)})")
-        return _check_numbers(v)
-
-    return check
+# The value rules live with each feature type (`tfrs_twotower.feature_types`); `describe` is re-exported.
 
 
 def _expected(spec) -> str:
-    return {
-        "Id": "a non-empty string or a list of exactly one (Id)",
-        "Categorical": "a string or a list of strings (Categorical)",
-        "Text": "a string or a list of strings (Text)",
-        "Numeric": "a finite number or a list of finite numbers (Numeric)",
-        "Vector": f"a list of exactly {spec.length} finite numbers (Vector)",
-    }[spec.feature_type]
+    return feature_type_of(spec).expected(spec)
 
 
 def value_checker(spec) -> Callable[[Any], Any]:
     """The function that normalises one value of `spec`'s type; raises an internal error when invalid."""
-    if spec.feature_type == "Id":
-        return _check_id
-    if spec.feature_type in ("Categorical", "Text"):
-        return _check_strings
-    if spec.feature_type == "Numeric":
-        return _check_numbers
-    return _vector_checker(spec.length)
+    return feature_type_of(spec).checker(spec)
 
 
 class RecordParser:
@@ -242,7 +139,7 @@ class RecordParser:
                     f"missing; every record needs every schema feature (the {side} side has: {known})",
                     f"{prefix}.{name}",
                 ) from None
-            except _Invalid as e:
+            except InvalidValue as e:
                 raise BadRecordError(
                     location, f"expected {expected}, got {describe(obj[name])}{e.detail}", f"{prefix}.{name}"
                 ) from None
@@ -281,7 +178,7 @@ class RecordParser:
         if len(obj) > 2:
             if "weight" in obj:
                 w = obj["weight"]
-                if not _is_number(w) or w < 0:
+                if not is_number(w) or w < 0:
                     raise BadRecordError(
                         location, f"expected a finite number >= 0, got {describe(w)}", "weight"
                     )

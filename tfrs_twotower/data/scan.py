@@ -37,6 +37,7 @@ from tfrs_twotower.data.seen import SeenItems
 from tfrs_twotower.data.split import SplitAssigner, check_eval_split
 from tfrs_twotower.data.stats import NumericStats, NumericStatsAccumulator
 from tfrs_twotower.errors import DataError
+from tfrs_twotower.feature_types import NUMERIC, feature_type_of
 from tfrs_twotower.schema import load_schema
 
 _EXTRA_ERRORS = 9  # bad records read past the limit before giving up, to show several problems
@@ -289,17 +290,17 @@ def scan(
         (spec.side, spec.name, NumericStatsAccumulator())
         for side in ("query", "candidate")
         for spec in schema.side(side)
-        if spec.feature_type == "Numeric"
+        if feature_type_of(spec) is NUMERIC
     ]
     id_counters = [
         (spec.side, spec.name, IdValueCounter(spec.num_buckets))
         for side in ("query", "candidate")
         for spec in schema.side(side)
-        if spec.feature_type == "Id" and spec.encoded
+        if feature_type_of(spec).identifies and spec.encoded
     ]
     for side, name, counter in id_counters:
         result.id_counts.setdefault(side, {})[name] = counter
-    query_ids = [s.name for s in schema.query if s.feature_type == "Id"]
+    query_ids = [s.name for s in schema.query if feature_type_of(s).identifies]
     seen = result.seen = SeenItems(query_ids[0]) if query_ids else None
     parse = payload_parser(file_format)
     add_candidate = result.corpus.add

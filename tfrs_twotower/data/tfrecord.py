@@ -35,6 +35,7 @@ import tensorflow as tf
 from tfrs_twotower.data.compression import is_gzip, open_binary
 from tfrs_twotower.data.records import ALLOW_EXTRA_HINT, BadRecordError, Location, RecordParser, parse_each
 from tfrs_twotower.errors import DataError
+from tfrs_twotower.feature_types import InvalidValue, feature_type_of
 from tfrs_twotower.schema import InputSchema, load_schema
 
 LENGTHS_SUFFIX = ".lengths"
@@ -128,28 +129,11 @@ def _split_negatives(parser: RecordParser, values: dict, lengths: dict, location
             raise BadRecordError(
                 location, "missing; a record with negatives needs every candidate feature", key
             )
-        flat = values[spec.name]
-        if spec.feature_type == "Id":
-            parts = [[v] for v in flat]
-        elif spec.feature_type == "Vector":
-            if len(flat) % spec.length:
-                raise BadRecordError(
-                    location, f"expected K * {spec.length} floats (Vector), got {len(flat)}", key
-                )
-            parts = [flat[i : i + spec.length] for i in range(0, len(flat), spec.length)]
-        else:
-            sizes = lengths.get(spec.name)
-            if sizes is None or any(type(n) is not int or n < 0 for n in sizes) or sum(sizes) != len(flat):
-                raise BadRecordError(
-                    location,
-                    f"expected an int64_list of K list lengths summing to {len(flat)} (the values in "
-                    f"`{key}`), got {sizes}",
-                    key + LENGTHS_SUFFIX,
-                )
-            parts, start = [], 0
-            for n in sizes:
-                parts.append(flat[start : start + n])
-                start += n
+        try:
+            kind = feature_type_of(spec)
+            parts = kind.split_negatives(spec, values[spec.name], lengths.get(spec.name), key)
+        except InvalidValue as e:
+            raise BadRecordError(location, e.detail, key + e.suffix) from None
         counts[key] = len(parts)
         per_feature[spec.name] = parts
     if len(set(counts.values())) > 1:
@@ -222,11 +206,7 @@ def read_tfrecord(
 
 
 def _feature(spec, value) -> tf.train.Feature:
-    if spec.feature_type == "Id":
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
-    if spec.feature_type in ("Categorical", "Text"):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in value]))
-    return tf.train.Feature(float_list=tf.train.FloatList(value=value))
+    return feature_type_of(spec).to_feature(spec, value)
 
 
 def record_to_example(record: dict, schema: InputSchema, kind: str = "pairs") -> tf.train.Example:
@@ -243,16 +223,9 @@ def record_to_example(record: dict, schema: InputSchema, kind: str = "pairs") ->
         negs = record["negatives"]
         for spec in schema.candidate:
             key = f"negative_{spec.name}"
-            if spec.feature_type == "Id":
-                ids = [n[spec.name].encode("utf-8") for n in negs]
-                features[key] = tf.train.Feature(bytes_list=tf.train.BytesList(value=ids))
-            else:
-                features[key] = _feature(spec, [v for n in negs for v in n[spec.name]])
-                if spec.feature_type != "Vector":
-                    sizes = [len(n[spec.name]) for n in negs]
-                    features[key + LENGTHS_SUFFIX] = tf.train.Feature(
-                        int64_list=tf.train.Int64List(value=sizes)
-                    )
+            values = [n[spec.name] for n in negs]
+            for suffix, feature in feature_type_of(spec).negatives_to_features(spec, values).items():
+                features[key + suffix] = feature
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 

@@ -7,11 +7,7 @@ from typing import Any, Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from tfrs_twotower.features.categorical import CategoricalEncoder
-from tfrs_twotower.features.id import IdEncoder
-from tfrs_twotower.features.numeric import NumericEncoder
-from tfrs_twotower.features.text import TextFeatureEncoder
-from tfrs_twotower.features.vector import VectorEncoder
+from tfrs_twotower.feature_types import ID, NUMERIC, feature_type_of
 from tfrs_twotower.schema import FeatureSpec, load_schema
 
 
@@ -28,19 +24,11 @@ def make_feature_encoder(
     >>> type(make_feature_encoder(spec)).__name__
     'IdEncoder'
     """
-    name = spec.name
-    if spec.feature_type == "Id":
-        return IdEncoder(spec.num_buckets, spec.embedding_dim, vocabulary=vocabulary, name=name)
-    if spec.feature_type == "Categorical":
-        return CategoricalEncoder(spec.vocab, spec.embedding_dim, name=name)
-    if spec.feature_type == "Numeric":
-        mean, variance = numeric_stats if numeric_stats is not None else (None, None)
-        return NumericEncoder(mean=mean, variance=variance, name=name)
-    if spec.feature_type == "Text":
-        return TextFeatureEncoder(spec.embedding_module, name=name)
-    if spec.feature_type == "Vector":
-        return VectorEncoder(spec.length, name=name)
-    raise ValueError(f"Unknown feature type {spec.feature_type!r} for `{spec.path}`.")
+    try:
+        kind = feature_type_of(spec)
+    except ValueError:
+        raise ValueError(f"Unknown feature type {spec.feature_type!r} for `{spec.path}`.") from None
+    return kind.make_encoder(spec, numeric_stats, vocabulary)
 
 
 def _shape(shape):
@@ -97,14 +85,14 @@ class FeatureEncoder(keras.layers.Layer):
         self.side = side
         self.specs = self.schema.side(side)
         stats = dict(numeric_stats or {})
-        unknown = sorted(set(stats) - {s.name for s in self.specs if s.feature_type == "Numeric"})
+        unknown = sorted(set(stats) - {s.name for s in self.specs if feature_type_of(s) is NUMERIC})
         if unknown:
             raise ValueError(
                 f"`numeric_stats` names {unknown}, which are not Numeric features of the {side} side."
             )
         self.numeric_stats = {k: _mean_and_variance(v) for k, v in stats.items()}
         vocabularies = {k: (None if v is None else list(v)) for k, v in (id_vocabularies or {}).items()}
-        unknown = sorted(set(vocabularies) - {s.name for s in self.specs if s.feature_type == "Id"})
+        unknown = sorted(set(vocabularies) - {s.name for s in self.specs if feature_type_of(s) is ID})
         if unknown:
             raise ValueError(
                 f"`id_vocabularies` names {unknown}, which are not Id features of the {side} side."
@@ -129,7 +117,7 @@ class FeatureEncoder(keras.layers.Layer):
     def adapt(self, features: tf.data.Dataset) -> None:
         """Adapts the Numeric features' statistics on a dataset of this side's feature dicts."""
         for spec in self.specs:
-            if spec.feature_type == "Numeric":
+            if feature_type_of(spec) is NUMERIC:
                 self.encoders[spec.name].adapt(features.map(lambda f, n=spec.name: f[n]))
                 config = self.encoders[spec.name].get_config()
                 self.numeric_stats[spec.name] = (config["mean"], config["variance"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfrs_twotower.feature_types import TEXT, feature_type_of
 from tfrs_twotower.features._pooling import as_matrix, masked_mean
 
 
@@ -121,7 +122,7 @@ def candidate_documents(schema, candidates) -> list[str]:
       schema: the input schema.
       candidates: normalised candidate feature dicts (Text values are lists of strings).
     """
-    names = [s.name for s in schema.candidate if s.feature_type == "Text"]
+    names = [s.name for s in schema.candidate if feature_type_of(s) is TEXT]
     out = []
     for candidate in candidates:
         parts = []

@@ -34,6 +34,7 @@ from tfrs_twotower import progress
 from tfrs_twotower.data.batching import side_columns
 from tfrs_twotower.data.corpus import CandidateKey
 from tfrs_twotower.data.records import RecordParser
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import InputSchema, load_schema
 from tfrs_twotower.serving.documents import Document, read_documents
 from tfrs_twotower.serving.encoder import SavedModelEncoder, check_side, load_encoder
@@ -61,7 +62,7 @@ def id_function(
     job_dir: str, schema: InputSchema, side: str, id_feature: str | None
 ) -> Callable[[Document, int], str]:
     """`(document, position) -> id` of plain documents, per the rule in the module docstring."""
-    id_features = [s.name for s in schema.side(side) if s.feature_type == "Id"]
+    id_features = [s.name for s in schema.side(side) if feature_type_of(s).identifies]
     if id_feature is not None and id_feature not in id_features:
         raise ValueError(
             f"The `id_feature` parameter must name an Id feature of the {side} side "

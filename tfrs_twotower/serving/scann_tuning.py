@@ -43,13 +43,18 @@ def query_documents(job_dir: str, schema: InputSchema, limit: int = MAX_QUERIES)
     with tf.io.gfile.GFile(config_path) as f:
         config = json.load(f)
     spec = config.get("eval_data_path") or config.get("training_data_path")
+    file_format = config.get("input_file_format", "jsonl")
+    if config.get("prepared_data_path"):  # `tfrs-twotower prepare`'s shards: eval's, else train's
+        root = config["prepared_data_path"].rstrip("/")
+        split = "eval" if tf.io.gfile.glob(f"{root}/eval-*.tfrecord") else "train"
+        spec, file_format = f"{root}/{split}-*.tfrecord", "tfrecord"
     try:
         paths = resolve_paths(spec)
     except (FileNotFoundError, ValueError) as e:
         return [], f"no queries: the job's data {spec!r} cannot be read ({e})"
     parser, seen, bad = RecordParser(schema), {}, []
     for path in paths:
-        records = read_records(path, parser, config.get("input_file_format", "jsonl"), "pairs", bad.append)
+        records = read_records(path, parser, file_format, "pairs", bad.append)
         for _, record in records:
             seen.setdefault(json.dumps(record["query"], sort_keys=True), record["query"])
             if len(seen) >= limit:

@@ -24,6 +24,7 @@ import keras
 from tfrs_twotower.data import id_counts
 from tfrs_twotower.data.batching import side_columns
 from tfrs_twotower.errors import ConfigError
+from tfrs_twotower.feature_types import NUMERIC, TEXT, feature_type_of
 from tfrs_twotower.metrics import InBatchAUC, InBatchPrecisionAt1, InBatchTopKAccuracy
 from tfrs_twotower.models import TwoTowerModel
 from tfrs_twotower.optimizers import RowSparseAdagrad
@@ -37,13 +38,13 @@ def candidate_id_feature(schema: InputSchema, configured: str | None) -> str | N
     """The candidate feature identifying a candidate: `configured`, else the first candidate Id feature."""
     if configured is not None:
         spec = schema.feature("candidate", configured)
-        if spec.feature_type != "Id":
+        if not feature_type_of(spec).identifies:
             raise ValueError(
                 f"The `candidate_id_feature` parameter must name an Id feature of the candidate side; "
                 f"`{configured}` is {spec.feature_type}."
             )
         return configured
-    return next((s.name for s in schema.candidate if s.feature_type == "Id"), None)
+    return next((s.name for s in schema.candidate if feature_type_of(s).identifies), None)
 
 
 def make_batch_metrics(names: Sequence[str]) -> list[keras.metrics.Metric]:
@@ -181,7 +182,7 @@ def build_model(
         )
     elif correction not in (None, "estimate"):
         spec = schema.feature("candidate", correction)
-        if spec.feature_type != "Numeric":
+        if feature_type_of(spec) is not NUMERIC:
             raise ValueError(
                 "The `sampling_bias_correction` parameter must be 'counts', 'estimate' or a Numeric "
                 f"candidate feature holding the probability; `{spec.name}` is {spec.feature_type}."
@@ -254,6 +255,6 @@ def _feature_kind(encoder, name: str) -> str:
     spec = next((s for s in encoder.specs if s.name == name), None)
     if spec is None:
         return "frozen"
-    if spec.feature_type == "Text" and spec.embedding_module:
+    if feature_type_of(spec) is TEXT and spec.embedding_module:
         return f"Text, frozen encoder {spec.embedding_module}"
     return f"{spec.feature_type}, frozen"

@@ -127,6 +127,7 @@ class TrainingConfig:
         None,
         "Candidate feature identifying a candidate (default: the first Id feature of the candidate side).",
     )
+    prepared_data_path: str | None = _field(None, "Train from a `tfrs-twotower prepare` output (no scan).")
     eval_top_k: str = _field("1,5,10,50,100", "The K of the full-corpus Recall@K metrics, comma-separated.")
     id_min_count: int = _field(
         2,
@@ -207,8 +208,15 @@ class TrainingConfig:
     def validate(self) -> "TrainingConfig":
         """Checks every field; raises ValueError naming the first bad one. Returns self."""
         for name in ("training_data_path", "input_schema_path", "job_dir"):
-            if not getattr(self, name):
+            if not getattr(self, name) and not (name == "training_data_path" and self.prepared_data_path):
                 raise ConfigError(f"The `{name}` parameter is required. Set --{name}.")
+        if self.prepared_data_path:  # prepared data holds the split and the corpus: no raw paths beside it
+            raw = ("training_data_path", "eval_data_path", "candidate_data_path")
+            given = [n for n in raw if getattr(self, n)]
+            if given:
+                raise ConfigError(
+                    f"--prepared_data_path replaces --{given[0]}: drop it (prepare the data with it instead)."
+                )
         check_parameter("input_file_format", self.input_file_format, OneOf(("jsonl", "tfrecord")))
         for name in ("train_batch_size", "eval_batch_size", "num_epochs", "output_dim", "shuffle_buffer"):
             check_parameter(name, getattr(self, name), Interval(int, 1, None))

@@ -196,6 +196,10 @@ def prepare_inputs(
         from tfrs_twotower.training.build import candidate_id_feature
 
         id_feature = candidate_id_feature(schema, config.candidate_id_feature)
+    if config.prepared_data_path:  # a `tfrs-twotower prepare` output: its statistics, no scan
+        from tfrs_twotower.training.prepared_inputs import prepared_inputs
+
+        return prepared_inputs(config, schema, id_feature)
     fmt = config.input_file_format
     separate_eval = config.eval_data_path is not None
     train_split = 0.0 if separate_eval else config.eval_split

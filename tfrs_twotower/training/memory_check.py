@@ -19,7 +19,7 @@ import dataclasses
 import os
 
 from tfrs_twotower.errors import ResourceLimitError
-from tfrs_twotower.features.id import default_embedding_dim
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import InputSchema
 
 # Optimizer state per trained value (slots); unknown optimizers are assumed to keep 2.
@@ -39,13 +39,10 @@ def embedding_tables(schema: InputSchema) -> list[Table]:
     tables = []
     for side in ("query", "candidate"):
         for spec in schema.side(side):
-            if spec.feature_type == "Id" and spec.embedding_dim != 0:
-                rows = int(spec.num_buckets)
-            elif spec.feature_type == "Categorical":
-                rows = len(spec.vocab) + 2
-            else:
+            table = feature_type_of(spec).embedding_table(spec)
+            if table is None:
                 continue
-            dim = spec.embedding_dim or default_embedding_dim(rows if spec.feature_type == "Id" else rows - 1)
+            rows, dim = table
             tables.append(Table(f"{side}.{spec.name}", rows, int(dim)))
     return tables
 
