@@ -31,11 +31,11 @@ from tfrs_twotower.data.native_parse import NativeParser
 from tfrs_twotower.data.records import Location
 from tfrs_twotower.data.split import _GOLDEN, _M1, _M2, _file_seed
 from tfrs_twotower.data.tfrecord import iter_tfrecord, parse_example
+from tfrs_twotower.feature_types import feature_type_of
 
 _CYCLE_LENGTH = 16
 _BLOCK_LENGTH = 64
 _READ_BATCH = 1024
-_NUMBERS = ("Numeric", "Vector")
 
 
 def int64_keys(path: str | None, schema) -> frozenset[str]:
@@ -47,12 +47,12 @@ def int64_keys(path: str | None, schema) -> frozenset[str]:
         example = parse_example(data, location)
     except Exception:  # noqa: BLE001 - a bad first record is judged later, like any other
         return frozenset()
-    numeric = {"weight"} | {f"negative_{s.name}" for s in schema.candidate if s.feature_type in _NUMBERS}
+    numeric = {"weight"} | {f"negative_{s.name}" for s in schema.candidate if feature_type_of(s).float_values}
     numeric |= {
         s.tfrecord_key
         for side in ("query", "candidate")
         for s in schema.side(side)
-        if s.feature_type in _NUMBERS
+        if feature_type_of(s).float_values
     }
     return frozenset(
         k

@@ -29,11 +29,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from tfrs_twotower.data.tfrecord import LENGTHS_SUFFIX
+from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import FeatureSpec, InputSchema
-
-_LISTS = ("Categorical", "Text", "Numeric")
-
 
 _VARINT_LIMITS = [1 << (7 * k) for k in range(1, 9)]
 
@@ -68,8 +65,10 @@ class _Column:
     def row_any(self, flags: tf.Tensor) -> tf.Tensor:
         return self.row_sum(tf.cast(flags, tf.int32)) > 0
 
-    def padded(self, pad: Any) -> tf.Tensor:
-        return tf.RaggedTensor.from_row_splits(self.values, self.splits, validate=False).to_tensor(pad)
+    def ragged(self, dtype: tf.DType | None = None) -> tf.RaggedTensor:
+        """The column as a RaggedTensor, its values cast to `dtype` (int64_list numbers to float32)."""
+        values = self.values if dtype is None else tf.cast(self.values, dtype)
+        return tf.RaggedTensor.from_row_splits(values, self.splits, validate=False)
 
 
 class _Key:
@@ -107,13 +106,13 @@ def _utf8_bad(values: tf.Tensor) -> tf.Tensor:
 
 
 def _value_bad(spec: FeatureSpec, col: _Column) -> tf.Tensor:
-    """Rows whose values break `spec`'s rules other than the count (bad UTF-8, empty Id, non-finite)."""
+    """Rows whose values break `spec`'s rules other than the count (bad UTF-8, an empty Id, NaN...)."""
+    feature_type = feature_type_of(spec)
+    values = col.values if col.values.dtype == tf.string else tf.cast(col.values, tf.float32)
+    bad = feature_type.invalid_elements(spec, values)
     if col.values.dtype == tf.string:
-        bad = _utf8_bad(col.values)
-        if spec.feature_type == "Id":
-            bad |= tf.equal(tf.strings.length(col.values), 0)
-        return col.row_any(bad)
-    return col.row_any(tf.logical_not(tf.math.is_finite(tf.cast(col.values, tf.float32))))
+        bad |= _utf8_bad(col.values)
+    return col.row_any(bad)
 
 
 class NativeParser:
@@ -145,17 +144,18 @@ class NativeParser:
             self._add("weight", None, False, int64_keys)
         if self.negatives:
             for spec in schema.candidate:
-                self._add(f"negative_{spec.name}", spec, False, int64_keys)
-                if spec.feature_type in _LISTS:
-                    self.keys[f"negative_{spec.name}{LENGTHS_SUFFIX}"] = _Key(
-                        f"negative_{spec.name}{LENGTHS_SUFFIX}", tf.int64, False
-                    )
+                for suffix, parse_spec in feature_type_of(spec).negative_parse_specs(spec).items():
+                    key = f"negative_{spec.name}{suffix}"
+                    if suffix:  # `.lengths`: int64
+                        self.keys[key] = _Key(key, parse_spec.dtype, False)
+                    else:
+                        self._add(key, spec, False, int64_keys)
         self.spec = {
             k.key: tf.io.RaggedFeature(k.dtype, row_splits_dtype=tf.int64) for k in self.keys.values()
         }
 
     def _add(self, key: str, spec: FeatureSpec | None, required: bool, int64_keys) -> None:
-        if spec is not None and spec.feature_type in ("Id", "Categorical", "Text"):
+        if spec is not None and not feature_type_of(spec).float_values:
             dtype = tf.string
         else:
             dtype = tf.int64 if key in int64_keys else tf.float32
@@ -172,20 +172,24 @@ class NativeParser:
         """`{name: (K per row, bad rows)}` of each candidate feature's negatives."""
         out = {}
         for spec in self.schema.candidate:
-            col = parsed[f"negative_{spec.name}"]
-            bad = _value_bad(spec, col)
-            if spec.feature_type == "Id":
-                k = col.count
-            elif spec.feature_type == "Vector":
-                k = col.count // spec.length
-                bad |= tf.not_equal(col.count % spec.length, 0)
-            else:
-                lengths = parsed[f"negative_{spec.name}{LENGTHS_SUFFIX}"]
-                k = lengths.count
-                bad |= lengths.row_any(lengths.values < 0)
-                bad |= tf.not_equal(lengths.row_sum(lengths.values), col.count)
-            out[spec.name] = (k, bad)
+            values, lengths = self._negative_columns(parsed, spec)
+            k, bad = feature_type_of(spec).negative_counts(spec, values, lengths)
+            if values.dtype == tf.string:
+                bad |= parsed[f"negative_{spec.name}"].row_any(_utf8_bad(values.flat_values))
+            out[spec.name] = (tf.cast(k, tf.int64), bad)
         return out
+
+    def _negative_columns(self, parsed: dict, spec: FeatureSpec) -> tuple[tf.RaggedTensor, Any]:
+        """`negative_<name>`'s values (numbers as float32) and `.lengths` (None without one), ragged."""
+        suffixes = feature_type_of(spec).negative_parse_specs(spec)
+        col = parsed[f"negative_{spec.name}"]
+        values = col.ragged(tf.float32 if col.values.dtype != tf.string else None)
+        lengths = [parsed[f"negative_{spec.name}{s}"].ragged() for s in suffixes if s]
+        return values, (lengths[0] if lengths else None)
+
+    def negative_k(self, parsed: dict) -> tf.Tensor:
+        """int64 `[B]`: each row's number of explicit negatives (as its first candidate feature says)."""
+        return next(iter(self._negative_counts(parsed).values()))[0]
 
     def bad_rows(self, parsed: dict) -> tf.Tensor:
         """bool `[B]`: the rows the Python parser must judge (bad, or encoded in an unusual way)."""
@@ -196,10 +200,9 @@ class NativeParser:
             for spec in self.schema.side(side):
                 col = parsed[spec.tfrecord_key]
                 bad |= _value_bad(spec, col)
-                if spec.feature_type == "Id":
-                    bad |= tf.not_equal(col.count, 1)
-                elif spec.feature_type == "Vector":
-                    bad |= tf.not_equal(col.count, spec.length)
+                length = feature_type_of(spec).fixed_length(spec)
+                if length is not None:
+                    bad |= tf.not_equal(col.count, length)
         if self.kind == "pairs":
             weight = parsed["weight"]
             value = tf.cast(weight.values, tf.float32)
@@ -212,39 +215,19 @@ class NativeParser:
         return bad
 
     def _dense(self, spec: FeatureSpec, col: _Column) -> tf.Tensor:
-        kind = spec.feature_type
-        if kind == "Id":
-            return tf.reshape(col.values, [-1])
-        if kind == "Vector":
-            return tf.reshape(tf.cast(col.values, tf.float32), [-1, spec.length])
-        if kind == "Numeric":
-            col = _Cast(col)
-            return col.padded(float("nan"))
-        return col.padded("")
+        feature_type = feature_type_of(spec)
+        return feature_type.dense(spec, col.ragged(feature_type.value_dtype))
 
     def side(self, parsed: dict, side: str) -> dict[str, tf.Tensor]:
         """`{name: padded tensor}` of one side (rows must be good: `bad_rows` all False)."""
         return {s.name: self._dense(s, parsed[s.tfrecord_key]) for s in self.schema.side(side)}
 
     def _negatives(self, parsed: dict) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        k = next(iter(self._negative_counts(parsed).values()))[0]
+        k = self.negative_k(parsed)
         out = {}
         for spec in self.schema.candidate:
-            col = parsed[f"negative_{spec.name}"]
-            kind = spec.feature_type
-            if kind == "Id":
-                out[spec.name] = col.padded("")
-                continue
-            flat = tf.cast(col.values, tf.float32) if kind in ("Numeric", "Vector") else col.values
-            if kind == "Vector":
-                inner = tf.reshape(flat, [-1, spec.length])
-                pad = 0.0
-            else:
-                lengths = parsed[f"negative_{spec.name}{LENGTHS_SUFFIX}"].values
-                inner = tf.RaggedTensor.from_row_lengths(flat, lengths, validate=False)
-                pad = float("nan") if kind == "Numeric" else ""
-            nested = tf.RaggedTensor.from_row_lengths(inner, k, validate=False)
-            out[spec.name] = nested.to_tensor(default_value=pad)
+            values, lengths = self._negative_columns(parsed, spec)
+            out[spec.name] = feature_type_of(spec).dense_negatives(spec, values, lengths, k)
         mask = tf.sequence_mask(k, tf.reduce_max(tf.concat([k, tf.zeros([1], k.dtype)], 0)))
         return out, mask
 
@@ -267,11 +250,3 @@ def _weights(weight: _Column) -> tf.Tensor:
     values = tf.cast(weight.values, tf.float32)
     ones = tf.ones([weight.rows], tf.float32)
     return tf.tensor_scatter_nd_update(ones, tf.expand_dims(weight.rowids, 1), values)
-
-
-class _Cast(_Column):
-    """A numeric `_Column` with float32 values."""
-
-    def __init__(self, col: _Column):  # noqa: D107 - shares the column's splits
-        self.__dict__.update(col.__dict__)
-        self.values = tf.cast(col.values, tf.float32)

@@ -33,7 +33,8 @@ from tfrs_twotower.data.native_dataset import int64_keys
 from tfrs_twotower.data.native_parse import NativeParser, _Column
 from tfrs_twotower.data.records import BadRecordError, Location, RecordParser
 from tfrs_twotower.data.split import eval_mask
-from tfrs_twotower.data.tfrecord import LENGTHS_SUFFIX, example_to_record, iter_tfrecord
+from tfrs_twotower.data.tfrecord import example_to_record, iter_tfrecord
+from tfrs_twotower.feature_types import feature_type_of
 
 _BATCH = 4096
 _TRACED: dict = {}
@@ -78,12 +79,7 @@ class _Parsed:
     def row(self, spec, r: int) -> Any:
         """The normalised value of `spec`'s feature in row `r`, as the Python parser gives it."""
         values, splits = self.out[spec.tfrecord_key + "/v"], self.out[spec.tfrecord_key + "/s"]
-        part = values[splits[r] : splits[r + 1]]
-        if spec.feature_type == "Id":
-            return part[0].decode("utf-8")
-        if spec.feature_type in ("Categorical", "Text"):
-            return [b.decode("utf-8") for b in part]
-        return [float(x) for x in part.astype(np.float32)]
+        return feature_type_of(spec).from_example_values(spec, values[splits[r] : splits[r + 1]])
 
 
 class NativeScanner:
@@ -108,13 +104,7 @@ class NativeScanner:
             out["bad"] = parser.bad_rows(parsed)
             out["fingerprint"] = _fingerprint(parser, parsed)
             if parser.negatives:
-                spec = parser.schema.candidate[0]
-                col = parsed[
-                    f"negative_{spec.name}{LENGTHS_SUFFIX}"
-                    if spec.feature_type in ("Categorical", "Text", "Numeric")
-                    else f"negative_{spec.name}"
-                ]
-                out["negatives"] = col.count
+                out["negatives"] = parser.negative_k(parsed)
             return out
 
         return parse
