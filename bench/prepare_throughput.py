@@ -2,7 +2,8 @@
 end to end (wall time, peak RSS) on synthetic Id-only pairs.
 
 Data: `--files` JSONL files of (user_id, item_id) pairs, users uniform over `--users`, items Zipf-like
-over `--items` (the corpus: the same size at every scale, so peak RSS beyond the corpus is comparable).
+over `--items`, and `candidates.jsonl` listing every item: the corpus (`--candidate_data_path`) has the
+same size at every scale, so peak RSS beyond the corpus is comparable.
 Each `prepare` and `train` runs in a child process (`tfrs-twotower ...`); peak RSS is the child's
 `ru_maxrss` (Beam's worker processes are children of the child, counted apart as `children_max_rss`).
 
@@ -45,9 +46,15 @@ def write_pairs(folder: str, pairs: int, files: int, users: int, items: int, see
                 for a, b in zip(u.tolist(), i.tolist(), strict=True)
             )
         paths.append(path)
+    write_candidates(folder, items)
     with open(os.path.join(folder, "schema.json"), "w") as out:
         json.dump(SCHEMA, out)
     return paths
+
+
+def write_candidates(folder: str, items: int) -> None:
+    with open(os.path.join(folder, "candidates.jsonl"), "w") as out:
+        out.writelines(f'{{"item_id": "i{k}"}}\n' for k in range(items))
 
 
 def run_child(command: list[str], log: str) -> dict:
@@ -100,6 +107,8 @@ def main() -> None:
         data = os.path.join(args.work, f"data-{pairs}")
         if not os.path.exists(os.path.join(data, "schema.json")):
             write_pairs(data, pairs, args.files, args.users, args.items)
+        if not os.path.exists(os.path.join(data, "candidates.jsonl")):
+            write_candidates(data, args.items)
         prepared = os.path.join(args.work, f"prepared-{pairs}")
         if args.phase == "prepare":
             for workers in (1, 2):

@@ -142,3 +142,43 @@ def test_output_dir_must_be_empty(sample, tmp_path):
     (tmp_path / "out" / "x").write_text("")
     with pytest.raises(ValueError, match="not empty"):
         run(sample.train_jsonl, sample.schema, tmp_path / "out")
+
+
+def test_weights_negatives_and_fingerprint_keys_survive_preparation(tmp_path):
+    from tfrs_twotower.training.config import TrainingConfig
+    from tfrs_twotower.training.inputs import prepare_inputs
+
+    schema = {"query": {"q": {"feature_type": "Text"}}, "candidate": {"price": {"feature_type": "Numeric"}}}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    lines = [
+        {
+            "query": {"q": f"w{i % 7}"},
+            "candidate": {"price": [i % 11 + 0.1]},
+            "weight": 1.0 + i % 3,
+            **({"negatives": [{"price": [99.5 + i % 2]}]} if i % 4 == 0 else {}),
+        }
+        for i in range(60)
+    ]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    out = tmp_path / "prepared"
+    run(tmp_path / "pairs.jsonl", tmp_path / "schema.json", out, "--eval_split", 0.25)
+    base = dict(
+        input_schema_path=str(tmp_path / "schema.json"),
+        job_dir=str(tmp_path / "job"),
+        eval_split=0.25,
+        train_batch_size=8,
+        seed=1,
+    )
+    raw = prepare_inputs(TrainingConfig(training_data_path=str(tmp_path / "pairs.jsonl"), **base))
+    ready = prepare_inputs(TrainingConfig(prepared_data_path=str(out), **base))
+    assert ready.id_feature is None and ready.corpus_keys == raw.corpus_keys  # fingerprints, negatives' too
+    assert len(raw.corpus_keys) == 12 and ready.train_scan.has_negatives
+    assert ready.train_scan.weighted_count == 60 and ready.train_scan.max_negatives == 1
+    batches = list(ready.train_dataset)
+    assert sum(int(b["negative_mask"].numpy().sum()) for b in batches) == sum(
+        1 for i in range(60) if i % 4 == 0 and not data_lib.SplitAssigner("pairs.jsonl", 0.25).is_eval(i)
+    )
+    assert sorted(w for b in batches for w in b["weight"].numpy().tolist()) == sorted(
+        w for b in raw.train_dataset for w in b["weight"].numpy().tolist()
+    )
+    assert "candidate_key" in next(iter(ready.eval_dataset))  # evaluation keys by fingerprint

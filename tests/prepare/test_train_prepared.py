@@ -62,7 +62,7 @@ def test_prepared_inputs_equal_the_scanned_ones(sample, prepared, tmp_path):
         for name, counter in by_name.items():
             assert ready.train_scan.id_counts[side][name].counts == counter.counts
     assert ready.has_seen and raw.has_seen
-    queries = {"user_id": np.array(sorted(ready.train_scan.seen._rows)[:30])}
+    queries = {"user_id": np.array(sorted(ready.train_scan.seen._index)[:30] + ["never-seen"])}
     for got, want in zip(ready.seen_rows({"query": queries}), raw.seen_rows({"query": queries}), strict=True):
         np.testing.assert_array_equal(got, want)
     assert len(ready.train_args["paths"]) == 4  # 480-odd train records in shards of 150

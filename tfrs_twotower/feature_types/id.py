@@ -67,7 +67,7 @@ class IdType(FeatureType):
         return values[0].decode("utf-8")
 
     def dense(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        return values.to_tensor(default_value="", shape=[None, 1])[:, 0]
+        return tf.reshape(values.flat_values, [-1])  # valid rows hold one value each
 
     def negative_counts(self, spec, values, lengths) -> tuple[tf.Tensor, tf.Tensor]:
         return values.row_lengths(), self.invalid_values(spec, values)

@@ -63,7 +63,7 @@ class VectorType(FeatureType):
         return tf.logical_not(tf.math.is_finite(flat_values))
 
     def dense(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
-        return values.to_tensor(default_value=0.0, shape=[None, spec.length])
+        return tf.reshape(values.flat_values, [-1, spec.length])  # valid rows hold `length` values
 
     def negative_counts(self, spec, values, lengths) -> tuple[tf.Tensor, tf.Tensor]:
         count = values.row_lengths()

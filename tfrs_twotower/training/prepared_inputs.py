@@ -110,17 +110,45 @@ def _corpus(path: str, stats: dict, schema: InputSchema, id_feature: str | None)
     return corpus
 
 
-def _seen(path: str, feature: str | None, corpus_size: int) -> SeenItems | None:
+class PackedSeenItems(SeenItems):
+    """`SeenItems` over `seen.npz`'s packed arrays (each query id's sorted, distinct corpus rows): 4 bytes a
+    (query, candidate) pair and one dict entry a query id, no per-query Python array."""
+
+    def __init__(self, feature: str, query_ids: list[str], offsets: np.ndarray, rows: np.ndarray):
+        super().__init__(feature)
+        self._index = {query_id: i for i, query_id in enumerate(query_ids)}
+        self._offsets, self._packed = offsets, rows
+        self.pairs = len(rows)
+
+    def add_many(self, query_ids, candidate_indices) -> None:
+        raise TypeError("PackedSeenItems is read-only (it is read from a prepared directory's seen.npz).")
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, query_id: object) -> bool:
+        return query_id in self._index
+
+    def rows_for(self, query_ids, remap: np.ndarray | None = None) -> list[np.ndarray]:
+        out = []
+        for query_id in query_ids:
+            i = self._index.get(query_id.decode() if isinstance(query_id, bytes) else str(query_id))
+            if i is None:
+                out.append(np.zeros([0], np.int64))
+                continue
+            values = self._packed[self._offsets[i] : self._offsets[i + 1]].astype(np.int64)
+            if remap is not None:
+                values = np.unique(remap[values][remap[values] >= 0])
+            out.append(values)
+        return out
+
+
+def _seen(path: str, feature: str | None) -> SeenItems | None:
     if feature is None:
         return None
     with tf.io.gfile.GFile(posixpath.join(path, SEEN), "rb") as f:
-        arrays = np.load(io.BytesIO(f.read()))
-    seen = SeenItems(feature)
-    offsets, rows = arrays["offsets"], arrays["rows"]
-    for i, query_id in enumerate(arrays["query_ids"].tolist()):
-        part = rows[offsets[i] : offsets[i + 1]]
-        seen.add_many([query_id] * len(part), part.tolist())
-    return seen
+        arrays = np.load(f)  # reading seeks, which a gfile can: no copy of the file's bytes
+        return PackedSeenItems(feature, arrays["query_ids"].tolist(), arrays["offsets"], arrays["rows"])
 
 
 def _rejected(path: str, counts: dict) -> list[BadRecordError]:
@@ -137,13 +165,13 @@ def _rejected(path: str, counts: dict) -> list[BadRecordError]:
     return out
 
 
-def _scan(path: str, stats: dict, kind: str, corpus, seen, eval_split: float) -> PreparedScan:
+def _scan(path: str, stats: dict, kind: str, corpus, seen, manifest: dict) -> PreparedScan:
     counts = stats["training"] if kind == "pairs" else stats["candidates"]
     result = PreparedScan(
         files=list(counts["files"]),
-        file_format="tfrecord",
+        file_format=manifest["input_file_format"],  # of the files read by prepare (`files`)
         kind=kind,
-        eval_split=eval_split,
+        eval_split=manifest["eval_split"] if kind == "pairs" else 0.0,
         records_read=counts["records_read"],
         rejected=_rejected(path, counts),
         corpus=corpus,
@@ -170,12 +198,12 @@ def _scan(path: str, stats: dict, kind: str, corpus, seen, eval_split: float) ->
 def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str | None) -> TrainingInputs:
     """Stage 1 of a run from prepared data: `prepare_inputs`' result, from `config.prepared_data_path`."""
     path = config.prepared_data_path.rstrip("/")
-    check_prepared(path, schema, config, id_feature)
+    manifest = check_prepared(path, schema, config, id_feature)
     stats = read_json(posixpath.join(path, STATS))
     corpus = _corpus(path, stats, schema, id_feature)
-    seen = _seen(path, stats["seen_feature"], len(corpus))
-    train_scan = _scan(path, stats, "pairs", corpus, seen, config.eval_split)
-    corpus_scan = _scan(path, stats, "candidates", corpus, None, 0.0) if stats["candidates"] else None
+    seen = _seen(path, stats["seen_feature"])
+    train_scan = _scan(path, stats, "pairs", corpus, seen, manifest)
+    corpus_scan = _scan(path, stats, "candidates", corpus, None, manifest) if stats["candidates"] else None
     shards = {
         split: [posixpath.join(path, name) for name, _ in stats["shards"][split]]
         for split in ("train", "eval")
