@@ -207,35 +207,6 @@ def _python_tail(path: str, start: int):
     return python_tail(path, start)
 
 
-def _scan_candidate_batches(result: ScanResult, reject, parser: RecordParser, native, path: str) -> None:
-    """`scan_candidates`' body for one TFRecord file read by `native` (a `NativeScanner`)."""
-    from tfrs_twotower.data.native_scan import flagged_rows, judge
-    from tfrs_twotower.data.records import Location
-
-    specs = parser.schema.candidate
-    for start, serialized, parsed in native.batches(path):
-        if serialized is None:
-            for location, payload in _python_tail(path, start):
-                result.records_read += 1
-                record = judge(payload, location, parser, "candidates", reject)
-                if record is not None:
-                    result.corpus.add(record)
-            return
-        result.records_read += len(serialized)
-        py = {}
-        for r in flagged_rows(parsed, len(serialized)):
-            py[int(r)] = judge(
-                bytes(serialized[r]), Location(path, start + int(r)), parser, "candidates", reject
-            )
-        with gc_paused():
-            for r in range(len(serialized)):
-                if r in py:
-                    if py[r] is not None:
-                        result.corpus.add(py[r])
-                else:
-                    result.corpus.add({s.name: parsed.row(s, r) for s in specs})
-
-
 def scan(
     paths: str | Sequence[str],
     schema: Any,
@@ -329,7 +300,7 @@ def scan(
 
     native = _native_scanner(result, schema, "pairs")
     if native is not None:
-        from tfrs_twotower.data.native_scan import PairBatchScanner
+        from tfrs_twotower.data.native_scan_pairs import PairBatchScanner
 
         batches = PairBatchScanner(result, reject, parser, accumulators, id_counters, add_python_record)
     for path in result.files:
@@ -415,7 +386,9 @@ def scan_candidates(
     native = _native_scanner(result, schema, "candidates")
     for path in result.files:
         if native is not None:
-            _scan_candidate_batches(result, reject, parser, native, path)
+            from tfrs_twotower.data.native_scan import scan_candidate_batches
+
+            scan_candidate_batches(result, reject, parser, native, path)
             continue
         for chunk in _chunks(iter_payloads(path, file_format)):
             with gc_paused():
