@@ -7,6 +7,13 @@ cache (optional), shuffle, batch, `NativeParser` in a parallel map, repeat, pref
 the TF checks flag goes through the Python parser in a `tf.py_function` (rare: the scan put bad records
 in `skip`), so a bad record not in `skip` fails with the Python path's message, naming file and record.
 
+Limits: the value kind of each numeric key (float_list, or int64_list read as int64) is taken from the
+first record of the first file; a record of another kind (a bytes_list Categorical written as floats,
+say) fails `tf.io.parse_example` for its whole batch, and unscanned such a record stops the dataset
+with TF's error naming the file, record and key (the scan gives the Python verdict). With
+`allow_extra_features=True`, records carrying extra keys take the Python parser (correct but slow).
+Shuffled with a seed, the order is reproducible but differs from the Python path's (tf.data's shuffle).
+
 Example:
 >>> from tfrs_twotower.data.tfrecord import write_tfrecord
 >>> from tfrs_twotower.data.dataset import make_dataset
