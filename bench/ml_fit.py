@@ -31,9 +31,15 @@ OPTIONS = (
     "num_mixed_negatives",
     "num_hard_negatives",
     "loss_reduction",
+    "candidate_bias",
 )
 # What the comparison's settings leave out means TFRS's plain softmax, whatever the package's defaults.
-PLAIN = {"sampling_bias_correction": None, "l2_normalize": False, "temperature": None}
+PLAIN = {
+    "sampling_bias_correction": None,
+    "l2_normalize": False,
+    "temperature": None,
+    "candidate_bias": "false",
+}
 
 
 def settings_config(settings: dict, paths: dict, job_dir: str = "unused"):

@@ -69,6 +69,13 @@ SETTINGS = {
         "temperature": 0.2,
         "num_mixed_negatives": 256,
     },
+    # Issue #12, round 2 (docs/benchmarks.md): the candidate bias and the logQ weight.
+    "bias": {"candidate_bias": "true"},
+    "nobias": {"candidate_bias": "false"},
+    "bias-a1.5": {"candidate_bias": "true", "logq_weight": 1.5},
+    "bias-a2": {"candidate_bias": "true", "logq_weight": 2.0},
+    "t0.3": {"candidate_bias": "false", "temperature": 0.3},
+    "t0.5": {"candidate_bias": "false", "temperature": 0.5},
     "counts-l2-t0.1-hits": {
         "sampling_bias_correction": "counts",
         "l2_normalize": True,
@@ -77,7 +84,7 @@ SETTINGS = {
     },
 }
 # The settings that spell out the package's defaults (`defaults` names none and gets them implicitly).
-DEFAULTS = ("defaults", "counts-l2-t0.2")
+DEFAULTS = ("defaults", "bias")
 TFRS = {
     "model": "full",
     "optimizer": "adagrad",
@@ -100,6 +107,10 @@ def _split(data_dir: str, protocol: str, cache: dict, smoke: bool) -> tuple[dict
 
 def _flags(setting: str) -> dict:
     flags = dict(SETTINGS[setting]) if setting in SETTINGS else json.loads(setting)
+    if setting in SETTINGS and setting != "defaults":
+        flags.setdefault(
+            "candidate_bias", "false"
+        )  # the settings measured before the bias keep their meaning
     if flags.get("sampling_bias_correction") == "none":
         flags["sampling_bias_correction"] = None
     return flags

@@ -56,10 +56,10 @@ _GROUPS = {
     "data": (
         "max_bad_records allow_extra_features shuffle_buffer candidate_id_feature prepared_data_path"
     ).split(),
-    "model": "l2_normalize tower_projection".split(),
+    "model": "l2_normalize tower_projection candidate_bias".split(),
     "objective (loss and negatives)": (
-        "temperature remove_accidental_hits sampling_bias_correction num_mixed_negatives num_hard_negatives "
-        "loss_reduction"
+        "temperature remove_accidental_hits sampling_bias_correction logq_weight num_mixed_negatives "
+        "num_hard_negatives loss_reduction"
     ).split(),
     "training": (
         "seed distribution checkpoint_every_steps warm_start_from best_epoch_metric early_stopping_patience"

@@ -330,7 +330,11 @@ class TwoTowerModel(Model):
         if "candidate_sampling_probability" in options:
             # Uniform draws: each candidate has the same chance of being drawn.
             size = self.negative_sampler.num_samples
+            # Scaled and weighted as the in-batch probabilities are (`CandidateFrequencies`).
+            scale = getattr(self.frequency_estimator, "scale", 1.0)
+            weight = getattr(self.frequency_estimator, "weight", 1.0)
+            probability = min(1.0, self.negative_sampler.sampling_probability * scale) ** weight
             extra["extra_negative_sampling_probability"] = tf.fill(
-                [size], tf.constant(self.negative_sampler.sampling_probability, tf.float32)
+                [size], tf.constant(probability, tf.float32)
             )
         return extra

@@ -7,6 +7,8 @@ from typing import Any, Mapping, Sequence
 import keras
 import tensorflow as tf
 
+from tfrs_twotower.feature_types import feature_type_of
+from tfrs_twotower.features.bias import CandidateBias, QueryBias
 from tfrs_twotower.features.encoder import FeatureEncoder
 from tfrs_twotower.schema import load_schema
 from tfrs_twotower.text.projection import projection_initializer
@@ -28,6 +30,9 @@ class Tower(keras.layers.Layer):
       l2_normalize: L2-normalise the output.
       projection: with no hidden layers, False skips the output projection: the feature vector is the
         embedding (its width must equal `output_dim`); this is the TFRS basic model (an id embedding).
+      bias: a layer `(features, x) -> [B, 1]` appended after the normalisation (`features/bias.py`:
+        `CandidateBias` on the candidate side, `QueryBias` on the query side); the output is then
+        `output_dim + 1` wide.
 
     Call arguments:
       features: `{name: tensor}`, the side's raw features.
@@ -51,6 +56,7 @@ class Tower(keras.layers.Layer):
         activation: str = "relu",
         l2_normalize: bool = False,
         projection: bool = True,
+        bias: keras.layers.Layer | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -74,6 +80,7 @@ class Tower(keras.layers.Layer):
         self.activation = activation
         self.l2_normalize = l2_normalize
         self.projection = projection
+        self.bias = bias
         self.supports_jit = False
         self.hidden_layers = [
             keras.layers.Dense(units, activation=activation, name=f"hidden_{i + 1}")
@@ -102,6 +109,8 @@ class Tower(keras.layers.Layer):
             width = layer.units
         if self.output_layer is not None:
             self.output_layer.build((None, width))
+        if self.bias is not None and not self.bias.built:
+            self.bias.build(input_shape)
 
     def call(self, features, training=False):
         x = self.feature_encoder(features)
@@ -111,10 +120,17 @@ class Tower(keras.layers.Layer):
             x = self.output_layer(x)
         if self.l2_normalize:
             x = tf.math.l2_normalize(x, axis=-1)
+        if self.bias is not None:
+            x = tf.concat([x, self.bias(features, x)], axis=-1)
         return x
 
+    @property
+    def embedding_dim(self) -> int:
+        """The output's width: `output_dim`, plus 1 with a `bias`."""
+        return self.output_dim + (self.bias is not None)
+
     def compute_output_shape(self, input_shape):
-        return (None, self.output_dim)
+        return (None, self.embedding_dim)
 
     def get_config(self):
         return {
@@ -125,12 +141,15 @@ class Tower(keras.layers.Layer):
             "activation": self.activation,
             "l2_normalize": self.l2_normalize,
             "projection": self.projection,
+            "bias": None if self.bias is None else keras.saving.serialize_keras_object(self.bias),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["feature_encoder"] = keras.saving.deserialize_keras_object(config["feature_encoder"])
+        if config.get("bias") is not None:
+            config["bias"] = keras.saving.deserialize_keras_object(config["bias"])
         return cls(**config)
 
 
@@ -142,6 +161,7 @@ def build_towers(
     l2_normalize: bool = False,
     projection: bool = True,
     id_vocabularies: Mapping[str, Mapping[str, Sequence[str] | None]] | None = None,
+    candidate_bias: str | None = None,
 ) -> tuple[Tower, Tower]:
     """The query tower and the candidate tower for `schema`, with the same hidden layers and output.
 
@@ -154,6 +174,8 @@ def build_towers(
       projection: see `Tower`.
       id_vocabularies: `{"query": {name: vocabulary}, "candidate": {...}}` for Id features (see
         `IdEncoder`; None or absent: hash into `num_buckets`).
+      candidate_bias: a candidate Id feature: the candidate tower appends a learned scalar per value of
+        it and the query tower a 1, so scores gain a per-candidate bias (`features/bias.py`).
 
     Example:
     >>> schema = {"query": {"user": {"feature_type": "Id", "config": {"num_buckets": 10}}},
@@ -163,6 +185,19 @@ def build_towers(
     schema = load_schema(schema)
     stats = numeric_stats or {}
     vocabularies = id_vocabularies or {}
+    biases = {"query": None, "candidate": None}
+    if candidate_bias is not None:
+        spec = schema.feature("candidate", candidate_bias)
+        if not feature_type_of(spec).identifies:
+            raise ValueError(
+                f"`candidate_bias` must name a candidate Id feature; "
+                f"`{candidate_bias}` is {spec.feature_type}."
+            )
+        vocabulary = vocabularies.get("candidate", {}).get(candidate_bias)
+        biases = {
+            "query": QueryBias(name="query_bias"),
+            "candidate": CandidateBias(candidate_bias, spec.num_buckets, vocabulary),
+        }
     return tuple(
         Tower(
             FeatureEncoder(schema, side, stats.get(side), vocabularies.get(side)),
@@ -170,6 +205,7 @@ def build_towers(
             output_dim=output_dim,
             l2_normalize=l2_normalize,
             projection=projection,
+            bias=biases[side],
             name=f"{side}_tower",
         )
         for side in ("query", "candidate")

@@ -70,11 +70,18 @@ def test_jsonl_and_tfrecord_give_identical_batches(tmp_path, schema, records):
     write_jsonl(records, str(tmp_path / "a.jsonl"))
     write_tfrecord(records, str(tmp_path / "a.tfrecord"), schema)
     for subset in ("train", "eval"):
-        from_jsonl = make_dataset(str(tmp_path / "a.jsonl"), schema, subset=subset, batch_size=7, seed=3)
+        from_jsonl = make_dataset(
+            str(tmp_path / "a.jsonl"), schema, subset=subset, batch_size=7, shuffle_buffer=0
+        )
         from_tfrecord = make_dataset(
-            str(tmp_path / "a.tfrecord"), schema, "tfrecord", subset=subset, batch_size=7, seed=3
+            str(tmp_path / "a.tfrecord"), schema, "tfrecord", subset=subset, batch_size=7, shuffle_buffer=0
         )
         _assert_batches_equal(_all(from_jsonl), _all(from_tfrecord))
+        # Shuffled with a seed, TFRecord (tf.data's shuffle) and JSONL give the same records in another order.
+        shuffled = make_dataset(
+            str(tmp_path / "a.tfrecord"), schema, "tfrecord", subset=subset, batch_size=7, seed=3
+        )
+        assert sorted(_user_ids(_all(shuffled))) == sorted(_user_ids(_all(from_jsonl)))
 
 
 def test_split_identical_to_scan_and_disjoint(tmp_path, schema):

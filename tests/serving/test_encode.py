@@ -59,7 +59,7 @@ def test_candidates_match_the_trained_embeddings(job_dir, sample, tmp_path, caps
         "7",
     ]
     assert main(argv) == 0
-    assert "Encoded 80 candidate documents into 64-d embeddings" in capsys.readouterr().out
+    assert "Encoded 80 candidate documents into 65-d embeddings" in capsys.readouterr().out  # 64 + bias
     lines, embeddings, ids = read_outputs(prefix)
     assert [line["id"] for line in lines] == ids and sorted(lines[0]) == ["embedding", "id"]
     np.testing.assert_allclose([line["embedding"] for line in lines], embeddings, atol=1e-6)
@@ -76,7 +76,7 @@ def test_queries_jsonl_tfrecord_and_vertex_instances_agree(job_dir, query_docs, 
     plain = encode_documents(
         job_dir, "query", write_lines(tmp_path / "q.jsonl", docs), str(tmp_path / "plain")
     )
-    assert plain.num_documents == 20 and plain.num_instances == 0 and plain.dim == 64
+    assert plain.num_documents == 20 and plain.num_instances == 0 and plain.dim == 65  # 64 + bias
     tfrecord = encode_documents(
         job_dir,
         "query",

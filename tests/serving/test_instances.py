@@ -27,7 +27,8 @@ def test_signatures_are_tf_serving_predict_signatures_with_named_inputs(job_dir,
             -1 if d is None else d for d in spec.shape.as_list()
         ]
     assert list(signature.outputs) == ["encoding"]
-    assert [d.size for d in signature.outputs["encoding"].tensor_shape.dim] == [-1, 64]
+    # 64 + the candidate bias column
+    assert [d.size for d in signature.outputs["encoding"].tensor_shape.dim] == [-1, 65]
 
 
 def test_index_signature(job_dir):

@@ -34,6 +34,7 @@ def _batch():
 def test_defaults_are_the_benchmarks_best():
     config = TrainingConfig(**REQUIRED).validate()
     assert (config.sampling_bias_correction, config.l2_normalize, config.temperature) == ("auto", True, 0.2)
+    assert (config.candidate_bias, config.logq_weight) == ("auto", 1.0)
     # Vertex's flags keep Vertex's defaults.
     assert (config.train_batch_size, config.learning_rate, config.optimizer, config.num_epochs) == (
         100,
@@ -58,7 +59,9 @@ def test_default_model_uses_counts_logq_and_cosine_logits():
     model = build_model(TrainingConfig(**REQUIRED), load_schema(WITH_ID), candidate_counts={"i1": 3, "i2": 1})
     assert model.sampling_probability == "counts" and model.task.temperature == 0.2
     query = model.query_tower({"user_id": np.array(["u1", "u2"])}).numpy()
-    np.testing.assert_allclose(np.linalg.norm(query, axis=1), 1.0, rtol=1e-5)
+    # Cosine of the first 64 columns; the last is the query's 1 times the candidate bias (auto: on).
+    assert query.shape == (2, 65) and np.all(query[:, -1] == 1.0)
+    np.testing.assert_allclose(np.linalg.norm(query[:, :-1], axis=1), 1.0, rtol=1e-5)
 
 
 def test_default_without_candidate_id_trains_plain_softmax():

@@ -35,7 +35,7 @@ def test_build_model_from_explicit_settings_and_a_scan(sample):
         schema=schema, scan=scan, output_dim=8, hidden_units=[16], sampling_bias_correction="counts"
     )
     batch = next(iter(tt.make_dataset(sample.train_jsonl, schema, batch_size=4, shuffle_buffer=0)))
-    assert model.query_tower(batch["query"]).shape == (4, 8)
+    assert model.query_tower(batch["query"]).shape == (4, 9)  # output_dim + the candidate bias column
     assert (16, 8) in [tuple(w.shape) for w in model.query_tower.trainable_weights]  # hidden -> output
     # The scan's candidate counts reach the logQ correction.
     assert isinstance(model.frequency_estimator, tt.tasks.CandidateFrequencies)

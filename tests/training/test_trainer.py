@@ -73,7 +73,7 @@ def test_jsonl_run_writes_every_output_and_counts_every_record(finished):
     assert len(metrics["per_epoch"]) == 2 and "val_recall_at_10" in metrics["final"]
     assert metrics["final"] == pytest.approx(result.metrics)
     assert read(job / "run_state.json")["status"] == "complete"
-    assert result.candidate_embeddings.shape == (counts["corpus_size"], 64)
+    assert result.candidate_embeddings.shape == (counts["corpus_size"], 65)  # 64 + the candidate bias
     assert result.example is not None and len(result.example["top"]) == 5
 
 

@@ -32,12 +32,18 @@ def id_tables(model):
             if getattr(encoder, "vocabulary", None) is not None:
                 found[id(encoder.embedding.weights[0])] = encoder.vocabulary
                 found[(side, name)] = (encoder.vocabulary, encoder.embedding.weights[0])
+        bias = getattr(tower, "bias", None)  # --candidate_bias: a 1-wide table keyed by the candidate Id
+        if getattr(getattr(bias, "ids", None), "vocabulary", None) is not None:
+            found[id(bias.ids.embedding.weights[0])] = bias.ids.vocabulary
+            found[(side, "bias")] = (bias.ids.vocabulary, bias.ids.embedding.weights[0])
     return found
 
 
 def _key(old_tables, variable):
     """The (side, feature) of `variable`, an Id table of the warm model, among the old model's."""
     side = "query" if "query_tower" in variable.path else "candidate"
+    if "_bias/" in variable.path:
+        return side, "bias"
     name = variable.path.split("_features/")[1].split("/")[0]
     return side, name
 

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -231,6 +232,25 @@ class _PairBatches:
             yield columns
 
 
+# TFRecord goes through `native_dataset` (tf.data only); False (or TFRS_TWOTOWER_PYTHON_INPUT=1 in the
+# environment) forces the Python generator, for benchmarks and parity tests.
+NATIVE_TFRECORD = True
+
+
+def native_enabled(file_format: str) -> bool:
+    """Whether `file_format` is read by the native (tf.data) path: TFRecord, unless forced off."""
+    if file_format != "tfrecord" or not NATIVE_TFRECORD:
+        return False
+    return os.environ.get("TFRS_TWOTOWER_PYTHON_INPUT", "") in ("", "0")
+
+
+def _use_native(source: _PairBatches) -> bool:
+    if not native_enabled(source.file_format) or not source.files:
+        return False
+    # Fingerprint keys (no candidate Id feature) are computed in Python.
+    return source.candidate_key is None or source.candidate_key.feature is not None
+
+
 def make_dataset(
     paths: str | Sequence[str],
     schema: InputSchema | Any,
@@ -322,6 +342,10 @@ def make_dataset(
         candidate_key=CandidateKey(schema, candidate_key_feature) if with_keys else None,
         shard=shard,
     )
+    if _use_native(source):
+        from tfrs_twotower.data.native_dataset import native_pair_dataset
+
+        return native_pair_dataset(source, batch_size, bool(drop_remainder), bool(repeat))
     ds = tf.data.Dataset.from_generator(source, output_signature=source.signature())
     # Chunks hold a whole number of batches (all but the last), so rebatch only slices them.
     ds = ds.rebatch(batch_size, drop_remainder=bool(drop_remainder))

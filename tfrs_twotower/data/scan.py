@@ -190,6 +190,23 @@ class _Rejections:
         raise TooManyBadRecordsError(rejected[:_SHOWN_ERRORS], len(rejected), self.max_bad_records, finished)
 
 
+def _native_scanner(result: ScanResult, schema, kind: str):
+    """The `NativeScanner` of a TFRecord scan (None for JSONL, or when the native path is off)."""
+    from tfrs_twotower.data.dataset import native_enabled
+
+    if not native_enabled(result.file_format) or not result.files:
+        return None
+    from tfrs_twotower.data.native_scan import NativeScanner
+
+    return NativeScanner(schema, kind, result.files[0])
+
+
+def _python_tail(path: str, start: int):
+    from tfrs_twotower.data.native_scan import python_tail
+
+    return python_tail(path, start)
+
+
 def scan(
     paths: str | Sequence[str],
     schema: Any,
@@ -261,7 +278,46 @@ def scan(
     candidate_key = result.corpus.key
     candidate_index = result.corpus.index_of
     positive_counts = result.train_positive_counts
+
+    def add_python_record(record: dict, is_eval: bool) -> None:
+        """The bookkeeping of one good record, as the loop below does it per chunk."""
+        key = candidate_key(record["candidate"])
+        add_candidate(record["candidate"], key)
+        if is_eval:
+            result.eval_count += 1
+            result.eval_positive_counts[key] += 1
+        else:
+            result.train_count += 1
+            positive_counts[key] += 1
+            for side, name, acc in accumulators:
+                acc.add(record[side][name])
+            for side, name, counter in id_counters:
+                counter.add_many([record[side][name]])
+            if seen is not None:
+                seen.add(record["query"][seen.feature], candidate_index(key))
+        if len(record) > 2:
+            _count_extras(result, record, add_candidate)
+
+    native = _native_scanner(result, schema, "pairs")
+    if native is not None:
+        from tfrs_twotower.data.native_scan_pairs import PairBatchScanner
+
+        batches = PairBatchScanner(result, reject, parser, accumulators, id_counters, add_python_record)
     for path in result.files:
+        if native is not None:
+            for start, serialized, parsed in native.batches(path):
+                if serialized is not None:
+                    batches.add(path, start, serialized, parsed)
+                    continue
+                for location, payload in _python_tail(path, start):  # corrupt data: Python's verdict
+                    result.records_read += 1
+                    try:
+                        record = parse(payload, location, parser, "pairs")
+                    except BadRecordError as e:
+                        reject(e)
+                        continue
+                    add_python_record(record, SplitAssigner(path, result.eval_split).is_eval(location.index))
+            continue
         assigner = SplitAssigner(path, result.eval_split)
         for chunk in _chunks(iter_payloads(path, file_format)):
             train_chunk, train_keys = [], []
@@ -327,7 +383,13 @@ def scan_candidates(
     )
     reject = _Rejections(result, _check_max_bad_records(max_bad_records))
     parse = payload_parser(file_format)
+    native = _native_scanner(result, schema, "candidates")
     for path in result.files:
+        if native is not None:
+            from tfrs_twotower.data.native_scan import scan_candidate_batches
+
+            scan_candidate_batches(result, reject, parser, native, path)
+            continue
         for chunk in _chunks(iter_payloads(path, file_format)):
             with gc_paused():
                 for location, payload in chunk:

@@ -50,6 +50,12 @@ class NumericStatsAccumulator:
             if len(self._pending) >= _CHUNK:
                 self._flush()
 
+    def add_means(self, means: list[float]) -> None:
+        """Adds records by their lists' means (records with empty lists left out), e.g. a batch's."""
+        self._pending.extend(means)
+        if len(self._pending) >= _CHUNK:
+            self._flush()
+
     def _flush(self) -> None:
         if not self._pending:
             return

@@ -144,8 +144,19 @@ def build_model(
             corpus_features = side_columns(schema.candidate, list(corpus.candidates))
         if id_vocabularies is None:
             id_vocabularies = id_counts.id_vocabularies(scan.id_counts, config.id_min_count)
+    id_feature = candidate_id_feature(schema, config.candidate_id_feature)
+    correction = config.bias_correction(id_feature)  # 'auto' resolved; 'none' -> None
+    if config.sampling_bias_correction == "auto" and not candidate_counts:
+        correction = None  # 'auto' without the training data's counts (a bare Python-API build): no logQ
+    bias = config.use_candidate_bias(id_feature, correction)
+    if bias and id_feature is None:
+        raise ValueError(
+            "`candidate_bias` needs a candidate Id feature: add one to the candidate side, set "
+            "--candidate_id_feature, or set --candidate_bias false."
+        )
     query_tower, candidate_tower = build_towers(
         schema,
+        candidate_bias=id_feature if bias else None,
         hidden_units=config.hidden_units if hidden_units is None else list(hidden_units),
         output_dim=config.output_dim,
         numeric_stats=numeric_stats,
@@ -161,16 +172,12 @@ def build_model(
         loss_reduction=config.loss_reduction,
         fused=fused,
     )
-    id_feature = candidate_id_feature(schema, config.candidate_id_feature)
     if config.remove_accidental_hits and id_feature is None:
         raise ValueError(
             "`remove_accidental_hits` needs a candidate id: add an Id feature to the candidate side or set "
             "--candidate_id_feature."
         )
     estimator = None
-    correction = config.bias_correction(id_feature)  # 'auto' resolved; 'none' -> None
-    if config.sampling_bias_correction == "auto" and not candidate_counts:
-        correction = None  # 'auto' without the training data's counts (a bare Python-API build): no logQ
     if correction == "counts":
         if not candidate_counts:
             raise ValueError(
@@ -178,7 +185,10 @@ def build_model(
                 "`candidate_counts=` or the training data's `scan=`)."
             )
         estimator = CandidateFrequencies(
-            list(candidate_counts), list(candidate_counts.values()), batch_size=config.train_batch_size
+            list(candidate_counts),
+            list(candidate_counts.values()),
+            batch_size=config.train_batch_size,
+            weight=config.logq_weight,
         )
     elif correction not in (None, "estimate"):
         spec = schema.feature("candidate", correction)
@@ -223,7 +233,10 @@ def check_trainable(model: TwoTowerModel, config: TrainingConfig | None = None) 
     `tower_projection=False`, no hidden layers and only frozen features (pretrained text encoders,
     numeric values, vectors), gradient descent has nothing to update.
     """
-    if not model.built or model.trainable_variables:
+    # The candidate bias alone (`--candidate_bias`) learns popularity, not a match: it does not count.
+    biases = [getattr(t, "bias", None) for t in (model.query_tower, model.candidate_tower)]
+    bias_variables = {id(v) for b in biases if b is not None for v in b.trainable_variables}
+    if not model.built or any(id(v) not in bias_variables for v in model.trainable_variables):
         return
     sides = []
     for side, tower in (("query", model.query_tower), ("candidate", model.candidate_tower)):

@@ -138,6 +138,7 @@ class TrainingConfig:
         True,
         "L2-normalise both towers' outputs (cosine similarity; best with temperature 0.2 on MovieLens).",
     )
+    candidate_bias: str = _field("auto", "Per-candidate learned score; default auto: with logQ.")
     tower_projection: bool = _field(
         True,
         "With no hidden layers, false uses the feature vector itself as the embedding (TFRS basic model).",
@@ -155,6 +156,7 @@ class TrainingConfig:
         "estimate (streaming, Yi et al. 2019), a candidate Numeric feature, or none. TFRS parity: none, "
         "with l2_normalize false and temperature none.",
     )
+    logq_weight: float = _field(1.0, "Weight of the counts logQ correction.")
     num_hard_negatives: int | None = _field(None, "Keep only this many top-scoring negatives per query.")
     num_mixed_negatives: int = _field(
         0, "Candidates drawn uniformly from the corpus and added to every batch's negatives."
@@ -183,6 +185,18 @@ class TrainingConfig:
     def hidden_units(self) -> list[int]:
         """Units of each hidden layer: `num_nodes_hidden_layer{i}` for i in 1..num_hidden_layers."""
         return [getattr(self, f"num_nodes_hidden_layer{i}") for i in range(1, self.num_hidden_layers + 1)]
+
+    def use_candidate_bias(self, candidate_id_feature: str | None, correction: str | None) -> bool:
+        """`candidate_bias` resolved: 'auto' is on when a logQ `correction` is on and there is an Id feature.
+
+        Example:
+        >>> config = TrainingConfig()
+        >>> config.use_candidate_bias("movie_id", "counts"), config.use_candidate_bias("movie_id", None)
+        (True, False)
+        """
+        if self.candidate_bias == "auto":
+            return candidate_id_feature is not None and correction is not None
+        return self.candidate_bias == "true"
 
     def bias_correction(self, candidate_id_feature: str | None) -> str | None:
         """`sampling_bias_correction` with 'auto' resolved: 'counts' when candidates have an Id feature.
@@ -246,6 +260,8 @@ class TrainingConfig:
                 Interval(int, 1, None),
             )
         check_parameter("loss_reduction", self.loss_reduction, OneOf(("sum", "mean")))
+        check_parameter("logq_weight", self.logq_weight, Interval(float, 0.0, None, closed="neither"))
+        check_parameter("candidate_bias", self.candidate_bias, OneOf(("auto", "true", "false")))
         check_parameter("verbose", self.verbose, OneOf((0, 1, 2)))
         check_parameter("distribution", self.distribution, OneOf(DISTRIBUTIONS))
         for name in (

@@ -75,8 +75,10 @@ def _id_tables(model) -> dict[str, tuple[Any, list[str]]]:
     keys = {id(v): k for k, v in _variables(model, False).items()}
     tables = {}
     for tower in (model.query_tower, model.candidate_tower):
-        encoders = getattr(getattr(tower, "feature_encoder", None), "encoders", {}) or {}
-        for encoder in encoders.values():
+        encoders = list((getattr(getattr(tower, "feature_encoder", None), "encoders", {}) or {}).values())
+        bias = getattr(tower, "bias", None)  # `--candidate_bias`: a 1-wide Id table, remapped alike
+        encoders += [bias.ids] if hasattr(bias, "ids") else []
+        for encoder in encoders:
             vocabulary = getattr(encoder, "vocabulary", None)
             if vocabulary is None or not hasattr(encoder, "embedding"):
                 continue

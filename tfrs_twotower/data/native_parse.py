@@ -1,0 +1,252 @@
+"""Batches of serialized `tf.train.Example` pairs -> model-input batches, with TF ops only.
+
+`NativeParser` parses a whole batch with `tf.io.parse_example` (the keys of `tfrecord.py`) and checks
+every row as TF ops: Id values are exactly one non-empty string, Vector values exactly `length`, numbers
+finite, weights finite and >= 0, strings valid UTF-8, and the explicit negatives' counts agree. Missing
+and unknown keys are found by comparing each record's size with the canonical protobuf size of what was
+parsed: a record holding anything else (an unknown key, an absent feature, another encoding) differs.
+
+A flagged row is not judged natively: the batch is handed to the Python parser (`example_to_record`),
+which gives today's verdict and message (file, record, feature, expectation) or, for a record that was
+only encoded unusually (an empty `Feature`, `allow_extra_features`), the same batch the fast path would.
+So the native path accepts and refuses exactly what the Python path does.
+
+Example:
+>>> from tfrs_twotower.data.tfrecord import record_to_example
+>>> from tfrs_twotower.schema import load_schema
+>>> schema = load_schema({"query": {"q": {"feature_type": "Text"}},
+...                       "candidate": {"c": {"feature_type": "Numeric"}}})
+>>> data = record_to_example({"query": {"q": ["a", "b"]}, "candidate": {"c": [2.0]}}, schema)
+>>> parser = NativeParser(schema)
+>>> parsed = parser.parse(tf.constant([data.SerializeToString()]))
+>>> parser.bad_rows(parsed).numpy().tolist(), parser.batch(parsed)["query"]["q"].numpy().tolist()
+([False], [[b'a', b'b']])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from tfrs_twotower.feature_types import feature_type_of
+from tfrs_twotower.schema import FeatureSpec, InputSchema
+
+_VARINT_LIMITS = [1 << (7 * k) for k in range(1, 9)]
+
+
+def _varint_size(n: tf.Tensor) -> tf.Tensor:
+    """Bytes of the protobuf varint of each int64 (negative ones take 10)."""
+    n = tf.reshape(tf.cast(n, tf.int64), [-1])
+    size = tf.searchsorted(tf.constant(_VARINT_LIMITS, tf.int64), n, side="right", out_type=tf.int64) + 1
+    return tf.where(n < 0, tf.constant(10, tf.int64), size)
+
+
+def _field_size(payload: tf.Tensor) -> tf.Tensor:
+    """Size of a length-delimited field (one-byte tag) whose payload is `payload` bytes."""
+    return 1 + _varint_size(payload) + payload
+
+
+class _Column:
+    """One parsed key as flat `values` and `splits` (row i is `values[splits[i]:splits[i+1]]`); plain
+    tensor ops on these keep the traced graph small (ragged ops add many assertions)."""
+
+    def __init__(self, ragged: tf.RaggedTensor):
+        self.values = ragged.flat_values
+        self.splits = ragged.row_splits
+        self.count = self.splits[1:] - self.splits[:-1]
+        self.rows = tf.size(self.count)
+        n = tf.size(self.values, out_type=tf.int64)
+        self.rowids = tf.searchsorted(self.splits[1:], tf.range(n), side="right")
+
+    def row_sum(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.math.unsorted_segment_sum(x, self.rowids, self.rows)
+
+    def row_any(self, flags: tf.Tensor) -> tf.Tensor:
+        return self.row_sum(tf.cast(flags, tf.int32)) > 0
+
+    def ragged(self, dtype: tf.DType | None = None) -> tf.RaggedTensor:
+        """The column as a RaggedTensor, its values cast to `dtype` (int64_list numbers to float32)."""
+        values = self.values if dtype is None else tf.cast(self.values, dtype)
+        return tf.RaggedTensor.from_row_splits(values, self.splits, validate=False)
+
+
+class _Key:
+    """One Example key the parser reads: its name, dtype and whether a record must have it."""
+
+    def __init__(self, key: str, dtype: tf.DType, required: bool):
+        self.key, self.dtype, self.required = key, dtype, required
+
+    def value_size(self, col: _Column) -> tf.Tensor:
+        """The canonical size of each row's `Feature` entry in the Example's map (0 when absent)."""
+        count = col.count
+        if self.dtype == tf.string:
+            lengths = tf.cast(tf.strings.length(col.values), tf.int64)
+            payload = col.row_sum(_field_size(lengths))
+        else:
+            packed = col.row_sum(_varint_size(col.values)) if self.dtype == tf.int64 else 4 * count
+            payload = tf.where(count > 0, _field_size(packed), 0)
+        feature = _field_size(payload)  # a Feature holding one list
+        key_len = len(self.key.encode("utf-8"))
+        key_field = 2 + key_len if key_len < 128 else 3 + key_len
+        entry = _field_size(key_field + _field_size(feature))  # a map entry: key, value
+        return entry if self.required else tf.where(count > 0, entry, 0)
+
+
+def _utf8_bad(values: tf.Tensor) -> tf.Tensor:
+    """Which strings are not valid UTF-8; one regex over the joined batch skips the check when it is
+    all ASCII (the usual case), as transcoding every string costs more than parsing."""
+
+    def check() -> tf.Tensor:
+        fixed = tf.strings.unicode_transcode(values, "UTF-8", "UTF-8", errors="replace")
+        return tf.not_equal(fixed, values)
+
+    ascii_only = tf.strings.regex_full_match(tf.strings.reduce_join(values), "[\\x00-\\x7f]*")
+    return tf.cond(ascii_only, lambda: tf.zeros_like(values, dtype=tf.bool), check)
+
+
+def _value_bad(spec: FeatureSpec, col: _Column) -> tf.Tensor:
+    """Rows whose values break `spec`'s rules other than the count (bad UTF-8, an empty Id, NaN...)."""
+    feature_type = feature_type_of(spec)
+    values = col.values if col.values.dtype == tf.string else tf.cast(col.values, tf.float32)
+    bad = feature_type.invalid_elements(spec, values)
+    if col.values.dtype == tf.string:
+        bad |= _utf8_bad(col.values)
+    return col.row_any(bad)
+
+
+class NativeParser:
+    """Parses and checks batches of serialized pair Examples (or candidate documents) with TF ops.
+
+    Args:
+      schema: the `InputSchema`.
+      negatives: read the `negative_<name>` keys and return `negatives` / `negative_mask`.
+      kind: "pairs" or "candidates" (documents with `candidate_<name>` keys only).
+      int64_keys: keys whose numbers are stored as int64_list (read as int64, cast to float32).
+    """
+
+    def __init__(
+        self,
+        schema: InputSchema,
+        negatives: bool = False,
+        kind: str = "pairs",
+        int64_keys: frozenset[str] = frozenset(),
+    ):
+        self.schema = schema
+        self.negatives = bool(negatives) and kind == "pairs"
+        self.kind = kind
+        self.keys: dict[str, _Key] = {}
+        sides = ("query", "candidate") if kind == "pairs" else ("candidate",)
+        for side in sides:
+            for spec in schema.side(side):
+                self._add(spec.tfrecord_key, spec, True, int64_keys)
+        if kind == "pairs":
+            self._add("weight", None, False, int64_keys)
+        if self.negatives:
+            for spec in schema.candidate:
+                for suffix, parse_spec in feature_type_of(spec).negative_parse_specs(spec).items():
+                    key = f"negative_{spec.name}{suffix}"
+                    if suffix:  # `.lengths`: int64
+                        self.keys[key] = _Key(key, parse_spec.dtype, False)
+                    else:
+                        self._add(key, spec, False, int64_keys)
+        self.spec = {
+            k.key: tf.io.RaggedFeature(k.dtype, row_splits_dtype=tf.int64) for k in self.keys.values()
+        }
+
+    def _add(self, key: str, spec: FeatureSpec | None, required: bool, int64_keys) -> None:
+        if spec is not None and not feature_type_of(spec).float_values:
+            dtype = tf.string
+        else:
+            dtype = tf.int64 if key in int64_keys else tf.float32
+        self.keys[key] = _Key(key, dtype, required)
+
+    def parse(self, serialized: tf.Tensor, names: tf.Tensor | None = None) -> dict[str, Any]:
+        """`{key: _Column}` plus `__size__`; `names` (one per record) name the records in TF's errors."""
+        parsed = tf.io.parse_example(serialized, self.spec, example_names=names)
+        out: dict[str, Any] = {k: _Column(v) for k, v in parsed.items()}
+        out["__size__"] = tf.cast(tf.strings.length(serialized), tf.int64)
+        return out
+
+    def _negative_counts(self, parsed: dict) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+        """`{name: (K per row, bad rows)}` of each candidate feature's negatives."""
+        out = {}
+        for spec in self.schema.candidate:
+            values, lengths = self._negative_columns(parsed, spec)
+            k, bad = feature_type_of(spec).negative_counts(spec, values, lengths)
+            if values.dtype == tf.string:
+                bad |= parsed[f"negative_{spec.name}"].row_any(_utf8_bad(values.flat_values))
+            out[spec.name] = (tf.cast(k, tf.int64), bad)
+        return out
+
+    def _negative_columns(self, parsed: dict, spec: FeatureSpec) -> tuple[tf.RaggedTensor, Any]:
+        """`negative_<name>`'s values (numbers as float32) and `.lengths` (None without one), ragged."""
+        suffixes = feature_type_of(spec).negative_parse_specs(spec)
+        col = parsed[f"negative_{spec.name}"]
+        values = col.ragged(tf.float32 if col.values.dtype != tf.string else None)
+        lengths = [parsed[f"negative_{spec.name}{s}"].ragged() for s in suffixes if s]
+        return values, (lengths[0] if lengths else None)
+
+    def negative_k(self, parsed: dict) -> tf.Tensor:
+        """int64 `[B]`: each row's number of explicit negatives (as its first candidate feature says)."""
+        return next(iter(self._negative_counts(parsed).values()))[0]
+
+    def bad_rows(self, parsed: dict) -> tf.Tensor:
+        """bool `[B]`: the rows the Python parser must judge (bad, or encoded in an unusual way)."""
+        total = tf.add_n([key.value_size(parsed[key.key]) for key in self.keys.values()])
+        bad = tf.not_equal(_field_size(total), parsed["__size__"])  # Example.features holds the map
+        sides = ("query", "candidate") if self.kind == "pairs" else ("candidate",)
+        for side in sides:
+            for spec in self.schema.side(side):
+                col = parsed[spec.tfrecord_key]
+                bad |= _value_bad(spec, col)
+                length = feature_type_of(spec).fixed_length(spec)
+                if length is not None:
+                    bad |= tf.not_equal(col.count, length)
+        if self.kind == "pairs":
+            weight = parsed["weight"]
+            value = tf.cast(weight.values, tf.float32)
+            bad |= weight.count > 1
+            bad |= weight.row_any(tf.logical_not(tf.math.is_finite(value)) | (value < 0))
+        if self.negatives:
+            counts = list(self._negative_counts(parsed).values())
+            for k, b in counts:
+                bad |= b | tf.not_equal(k, counts[0][0])
+        return bad
+
+    def _dense(self, spec: FeatureSpec, col: _Column) -> tf.Tensor:
+        feature_type = feature_type_of(spec)
+        return feature_type.dense(spec, col.ragged(feature_type.value_dtype))
+
+    def side(self, parsed: dict, side: str) -> dict[str, tf.Tensor]:
+        """`{name: padded tensor}` of one side (rows must be good: `bad_rows` all False)."""
+        return {s.name: self._dense(s, parsed[s.tfrecord_key]) for s in self.schema.side(side)}
+
+    def _negatives(self, parsed: dict) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        k = self.negative_k(parsed)
+        out = {}
+        for spec in self.schema.candidate:
+            values, lengths = self._negative_columns(parsed, spec)
+            out[spec.name] = feature_type_of(spec).dense_negatives(spec, values, lengths, k)
+        mask = tf.sequence_mask(k, tf.reduce_max(tf.concat([k, tf.zeros([1], k.dtype)], 0)))
+        return out, mask
+
+    def batch(self, parsed: dict) -> dict[str, Any]:
+        """The model-input batch of good rows, as `batching` builds it (docs/architecture.md)."""
+        if self.kind != "pairs":
+            return self.side(parsed, "candidate")
+        out: dict[str, Any] = {
+            "query": self.side(parsed, "query"),
+            "candidate": self.side(parsed, "candidate"),
+            "weight": _weights(parsed["weight"]),
+        }
+        if self.negatives:
+            out["negatives"], out["negative_mask"] = self._negatives(parsed)
+        return out
+
+
+def _weights(weight: _Column) -> tf.Tensor:
+    """Each row's weight: its one value, or 1.0 without one (rows have at most one: checked)."""
+    values = tf.cast(weight.values, tf.float32)
+    ones = tf.ones([weight.rows], tf.float32)
+    return tf.tensor_scatter_nd_update(ones, tf.expand_dims(weight.rowids, 1), values)
