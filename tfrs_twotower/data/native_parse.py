@@ -32,6 +32,7 @@ import tensorflow as tf
 from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import FeatureSpec, InputSchema
 
+_SIDES = {"pairs": ("query", "candidate"), "candidates": ("candidate",), "queries": ("query",)}
 _VARINT_LIMITS = [1 << (7 * k) for k in range(1, 9)]
 
 
@@ -116,12 +117,13 @@ def _value_bad(spec: FeatureSpec, col: _Column) -> tf.Tensor:
 
 
 class NativeParser:
-    """Parses and checks batches of serialized pair Examples (or candidate documents) with TF ops.
+    """Parses and checks batches of serialized pair Examples (or one side's documents) with TF ops.
 
     Args:
       schema: the `InputSchema`.
       negatives: read the `negative_<name>` keys and return `negatives` / `negative_mask`.
-      kind: "pairs" or "candidates" (documents with `candidate_<name>` keys only).
+      kind: "pairs", "candidates" or "queries" (documents with the `candidate_<name>` or `query_<name>`
+        keys only).
       int64_keys: keys whose numbers are stored as int64_list (read as int64, cast to float32).
     """
 
@@ -136,8 +138,11 @@ class NativeParser:
         self.negatives = bool(negatives) and kind == "pairs"
         self.kind = kind
         self.keys: dict[str, _Key] = {}
-        sides = ("query", "candidate") if kind == "pairs" else ("candidate",)
-        for side in sides:
+        if kind not in _SIDES:
+            raise ValueError(
+                f"The `kind` parameter must be one of {', '.join(_SIDES)}. Got {kind!r} instead."
+            )
+        for side in _SIDES[kind]:
             for spec in schema.side(side):
                 self._add(spec.tfrecord_key, spec, True, int64_keys)
         if kind == "pairs":
@@ -195,8 +200,7 @@ class NativeParser:
         """bool `[B]`: the rows the Python parser must judge (bad, or encoded in an unusual way)."""
         total = tf.add_n([key.value_size(parsed[key.key]) for key in self.keys.values()])
         bad = tf.not_equal(_field_size(total), parsed["__size__"])  # Example.features holds the map
-        sides = ("query", "candidate") if self.kind == "pairs" else ("candidate",)
-        for side in sides:
+        for side in _SIDES[self.kind]:
             for spec in self.schema.side(side):
                 col = parsed[spec.tfrecord_key]
                 bad |= _value_bad(spec, col)
@@ -234,7 +238,7 @@ class NativeParser:
     def batch(self, parsed: dict) -> dict[str, Any]:
         """The model-input batch of good rows, as `batching` builds it (docs/architecture.md)."""
         if self.kind != "pairs":
-            return self.side(parsed, "candidate")
+            return self.side(parsed, _SIDES[self.kind][0])
         out: dict[str, Any] = {
             "query": self.side(parsed, "query"),
             "candidate": self.side(parsed, "candidate"),
