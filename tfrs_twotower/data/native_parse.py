@@ -92,24 +92,26 @@ class _Key:
         return feature_type_of(self.rule).invalid_elements(self.rule, numbers)
 
 
-def _concatenated(columns: list[_Column]) -> tuple[tf.Tensor, tf.Tensor]:
-    """The columns' values end to end, and each value's segment `k * B + row` (`k`: its column)."""
-    values = tf.concat([c.values for c in columns], 0)
+def _segments(columns: list[_Column]) -> tf.Tensor:
+    """Each value's segment `k * B + row` (`k`: its column) when the columns' values are put end to end."""
     ends = tf.cumsum(tf.concat([c.count for c in columns], 0))
-    segments = tf.searchsorted(ends, tf.range(tf.size(values, out_type=tf.int64)), side="right")
-    return values, segments
+    total = tf.add_n([tf.size(c.values, out_type=tf.int64) for c in columns])
+    return tf.searchsorted(ends, tf.range(total), side="right")
 
 
-def _utf8_bad(values: tf.Tensor) -> tf.Tensor:
-    """Which strings are not valid UTF-8; one regex over the joined batch skips the check when it is
-    all ASCII (the usual case), as transcoding every string costs more than parsing."""
+def _utf8_bad(parts: list[tf.Tensor]) -> tf.Tensor:
+    """Which strings of `parts` (end to end) are not valid UTF-8; one regex over the joined batch skips
+    the check when it is all ASCII (the usual case), as transcoding every string costs more than parsing."""
 
     def check() -> tf.Tensor:
+        values = tf.concat(parts, 0)
         fixed = tf.strings.unicode_transcode(values, "UTF-8", "UTF-8", errors="replace")
         return tf.not_equal(fixed, values)
 
-    ascii_only = tf.strings.regex_full_match(tf.strings.reduce_join(values), "[\\x00-\\x7f]*")
-    return tf.cond(ascii_only, lambda: tf.zeros_like(values, dtype=tf.bool), check)
+    joined = tf.strings.join([tf.strings.reduce_join(p) for p in parts])
+    ascii_only = tf.strings.regex_full_match(joined, "[\\x00-\\x7f]*")
+    total = tf.add_n([tf.size(p) for p in parts])
+    return tf.cond(ascii_only, lambda: tf.zeros([total], tf.bool), check)
 
 
 class NativeParser:
@@ -176,7 +178,7 @@ class NativeParser:
             values, lengths = self._negative_columns(parsed, spec)
             k, bad = feature_type_of(spec).negative_counts(spec, values, lengths)
             if values.dtype == tf.string:
-                bad |= parsed[f"negative_{spec.name}"].row_any(_utf8_bad(values.flat_values))
+                bad |= parsed[f"negative_{spec.name}"].row_any(_utf8_bad([values.flat_values]))
             out[spec.name] = (tf.cast(k, tf.int64), bad)
         return out
 
@@ -208,11 +210,12 @@ class NativeParser:
             order += keys
             columns = [parsed[k.key] for k in keys]
             segments = len(keys) * rows
-            values, segment = _concatenated(columns)
+            segment = _segments(columns)
             if dtype == tf.string:  # each value is a length-delimited field
-                size = _field_size(tf.cast(tf.strings.length(values), tf.int64))
+                lengths = tf.concat([tf.strings.length(c.values) for c in columns], 0)
+                size = _field_size(tf.cast(lengths, tf.int64))
             elif dtype == tf.int64:  # packed varints
-                size = _varint_size(values)
+                size = _varint_size(tf.concat([c.values for c in columns], 0))
             if dtype != tf.float32:
                 inner.append(
                     tf.reshape(tf.math.unsorted_segment_sum(size, segment, segments), [len(keys), -1])
@@ -230,7 +233,7 @@ class NativeParser:
                 0,
             )
             if dtype == tf.string:
-                flags |= _utf8_bad(values)
+                flags |= _utf8_bad([c.values for c in columns])
             flagged = tf.math.unsorted_segment_max(tf.cast(flags, tf.int32), segment, segments)
             bad |= tf.reduce_any(tf.reshape(flagged, [len(keys), -1]) > 0, axis=0)
         counts = tf.stack([parsed[k.key].count for k in order])  # [K, B]

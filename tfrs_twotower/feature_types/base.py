@@ -110,13 +110,16 @@ class FeatureType(abc.ABC):
         self, spec: FeatureSpec, values: np.ndarray, splits: np.ndarray, rows: np.ndarray
     ) -> list:
         """`from_example_values` of each row in `rows` of a parsed batch (`values`, row `splits`), at once."""
-        starts, ends = splits[rows], splits[np.asarray(rows) + 1]
-        lo, hi = (int(starts.min()), int(ends.max())) if len(rows) else (0, 0)
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, counts = splits[rows], splits[rows + 1] - splits[rows]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        picked = values[np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])]  # the rows' values
         if self.float_values:
-            flat = values[lo:hi].astype(np.float32).tolist()
+            flat = picked.astype(np.float32).tolist()
         else:
-            flat = [b.decode("utf-8") for b in values[lo:hi]]
-        return [flat[a - lo : b - lo] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+            flat = [b.decode("utf-8") for b in picked]
+        bounds = offsets.tolist()
+        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def parse_spec(self, spec: FeatureSpec) -> tf.io.RaggedFeature:
         """The `tf.io.parse_example` spec of its key: every type parses ragged (`[B, None]`), so a record
