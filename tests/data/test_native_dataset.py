@@ -104,3 +104,32 @@ def test_cache_and_repeat_reshuffle(tmp_path, schema):
     )
     first, second = [b["query"]["user_id"].numpy().tolist() for b in ds.take(2)]
     assert sorted(first) == sorted(second) and first != second
+
+
+def test_fingerprint_keys_same_as_python_path(tmp_path, monkeypatch):
+    """Without a candidate Id feature, `candidate_key` is the fingerprint `CandidateKey` gives, natively
+    parsed; with explicit negatives and weights, several files, a skipped record."""
+    from tests.data.conftest import SCHEMA
+
+    schema = {
+        "query": SCHEMA["query"],
+        "candidate": {k: v for k, v in SCHEMA["candidate"].items() if k != "movie_id"},
+    }
+    records = []
+    for r in _mixed_records(90):
+        r["candidate"].pop("movie_id")
+        for n in r.get("negatives", ()):
+            n.pop("movie_id")
+        records.append(r)
+    paths = [str(tmp_path / "a.tfrecord"), str(tmp_path / "b.tfrecord")]
+    write_tfrecord(records[:40], paths[0], schema)
+    write_tfrecord(records[40:], paths[1], schema)
+    calls = []
+    original = dataset_lib._PairBatches.__call__
+    monkeypatch.setattr(dataset_lib._PairBatches, "__call__", lambda self: calls.append(1) or original(self))
+    args = dict(subset="eval", eval_split=0.4, batch_size=8, shuffle_buffer=0, skip=[(paths[1], 5)])
+    native, python = _both(monkeypatch, paths, schema, "tfrecord", negatives=True, with_keys=True, **args)
+    assert len(calls) == 1  # the Python path's generator only
+    _assert_equal(native, python)
+    keys = [k for b in native for k in b["candidate_key"]]
+    assert len(keys) > 10 and all(len(k) == 16 for k in keys) and len(set(keys)) > 3

@@ -245,10 +245,7 @@ def native_enabled(file_format: str) -> bool:
 
 
 def _use_native(source: _PairBatches) -> bool:
-    if not native_enabled(source.file_format) or not source.files:
-        return False
-    # Fingerprint keys (no candidate Id feature) are computed in Python.
-    return source.candidate_key is None or source.candidate_key.feature is not None
+    return native_enabled(source.file_format) and bool(source.files)
 
 
 def make_dataset(

@@ -6,6 +6,8 @@ The pipeline: the files are read by a parallel, deterministic interleave (16 fil
 cache (optional), shuffle, batch, `NativeParser` in a parallel map, repeat, prefetch. A batch with a row
 the TF checks flag goes through the Python parser in a `tf.py_function` (rare: the scan put bad records
 in `skip`), so a bad record not in `skip` fails with the Python path's message, naming file and record.
+With `with_keys` and no candidate Id feature, the keys (`CandidateKey` fingerprints: blake2b of the
+canonical JSON) are hashed per batch in a `tf.py_function` from the parsed columns.
 
 Limits: the value kind of each numeric key (float_list, or int64_list read as int64) is taken from the
 first record of the first file; a record of another kind (a bytes_list Categorical written as floats,
@@ -153,6 +155,8 @@ class _BatchParser:
         self.source = source
         self.parser = parser
         self.key_feature = key_feature
+        # Without a key feature, keys are fingerprints of the candidates' features (`CandidateKey`).
+        self.fingerprint = source.candidate_key if key_feature is None else None
         self.signature = source.signature()
         self.flat_signature = tf.nest.flatten(self.signature)
         self.files = tf.constant(source.files)
@@ -165,6 +169,18 @@ class _BatchParser:
         ]
         return tf.nest.flatten(self.source.columns(records))
 
+    def fingerprints(self, *columns: tf.Tensor) -> np.ndarray:
+        """The corpus keys of a batch's candidates from their parsed `(values, splits)` per feature."""
+        specs = self.source.schema.candidate
+        rows = np.arange(len(columns[1]) - 1)
+        by_feature = [
+            feature_type_of(s).from_example_columns(s, v.numpy(), p.numpy(), rows)
+            for s, v, p in zip(specs, columns[::2], columns[1::2], strict=True)
+        ]
+        names = [s.name for s in specs]
+        keys = [self.fingerprint(dict(zip(names, row, strict=True))) for row in zip(*by_feature, strict=True)]
+        return np.array(keys, dtype=object).reshape(len(rows))
+
     @tf.autograph.experimental.do_not_convert
     def __call__(self, serialized, file_ids, indices) -> dict[str, Any]:
         names = tf.strings.join(
@@ -176,6 +192,10 @@ class _BatchParser:
             out = self.parser.batch(parsed)
             if self.key_feature is not None:
                 out["candidate_key"] = out["candidate"][self.key_feature]
+            elif self.fingerprint is not None:  # hashed in Python (blake2b of canonical JSON), per batch
+                columns = [parsed[s.tfrecord_key] for s in self.source.schema.candidate]
+                flat = [t for c in columns for t in (c.values, c.splits)]
+                out["candidate_key"] = tf.py_function(self.fingerprints, flat, tf.string)
             return tf.nest.flatten(out)
 
         def slow():
