@@ -1,5 +1,6 @@
-"""`CorpusEvaluation`: ranks each evaluation batch as it comes (memory does not grow with the number of
-evaluation queries), with exactly the metrics of one `evaluate_retrieval` over all the queries."""
+"""`CorpusEvaluation`: ranks each evaluation batch as it comes, in parts of `RANK_QUERIES` queries (memory
+does not grow with the number of evaluation queries), with exactly the metrics of one
+`evaluate_retrieval` over all the queries."""
 
 import numpy as np
 import pytest
@@ -57,9 +58,12 @@ def _callback(data, max_batches=None):
     return callback
 
 
-@pytest.mark.parametrize("max_batches, evaluated", [(None, sum(SIZES)), (2, SIZES[0] + SIZES[1])])
-def test_batches_ranked_one_at_a_time_give_the_metrics_of_all_queries_at_once(
-    data, monkeypatch, max_batches, evaluated
+@pytest.mark.parametrize(
+    "max_batches, rank_queries, ranked",
+    [(None, 1024, list(SIZES)), (2, 1024, [5, 7]), (None, 4, [4, 1, 4, 3, 3]), (2, 2, [2, 2, 1, 2, 2, 2, 1])],
+)
+def test_batches_ranked_in_parts_give_the_metrics_of_all_queries_at_once(
+    data, monkeypatch, max_batches, rank_queries, ranked
 ):
     candidates, _, positives, queries, users, seen_of, _ = data
     ranked_sizes = []
@@ -70,8 +74,10 @@ def test_batches_ranked_one_at_a_time_give_the_metrics_of_all_queries_at_once(
         return rank_positives(query_embeddings, *args, **kwargs)
 
     monkeypatch.setattr(corpus_evaluation, "rank_positives", recording)
+    monkeypatch.setattr(corpus_evaluation, "RANK_QUERIES", rank_queries)
     results = _callback(data, max_batches).evaluate()
-    assert ranked_sizes == list(SIZES[: len(ranked_sizes)]) and sum(ranked_sizes) == evaluated
+    assert ranked_sizes == ranked  # one batch, in parts of at most `RANK_QUERIES` queries, at a time
+    evaluated = sum(ranked)
     expected = evaluate_retrieval(
         queries[:evaluated],
         positives[:evaluated],

@@ -17,6 +17,8 @@ import numpy as np
 from tfrs_twotower.export import encode_batches, encoder_function
 from tfrs_twotower.metrics import rank_positives, retrieval_metrics
 
+RANK_QUERIES = 1024  # queries ranked at once: their excluded (seen) pairs are the evaluation's peak memory
+
 
 class CorpusEvaluation(keras.callbacks.Callback):
     """Full-corpus Recall@K, NDCG@10, MRR, AUC and precision@1 after each epoch (and on demand), also
@@ -75,7 +77,7 @@ class CorpusEvaluation(keras.callbacks.Callback):
             )
         _, encode_candidate, encode_query = self._encoders
         candidates = encode_batches(encode_candidate, self.corpus_batches)
-        # One batch's query embeddings, seen items and excluded pairs at a time; only the ranks are kept.
+        # One batch's query embeddings and seen items at a time, ranked in parts; only the ranks are kept.
         parts = []
         for i, batch in enumerate(self.eval_batches):
             if self.max_batches is not None and i >= self.max_batches:
@@ -88,14 +90,15 @@ class CorpusEvaluation(keras.callbacks.Callback):
                     f"Evaluation positive(s) {missing[:3]} are not in the candidate corpus. With "
                     "--candidate_data_path, the corpus must hold every evaluation pair's candidate."
                 )
-            parts.append(
-                rank_positives(
-                    encode_query(batch["query"]).numpy(),
-                    np.asarray(batch_rows, np.int64),
-                    candidates,
-                    seen=self.seen_rows(batch) if self.seen_rows is not None else None,
+            queries, positives = encode_query(batch["query"]).numpy(), np.asarray(batch_rows, np.int64)
+            seen = self.seen_rows(batch) if self.seen_rows is not None else None
+            for start in range(0, len(positives), RANK_QUERIES):
+                part = slice(start, start + RANK_QUERIES)
+                parts.append(
+                    rank_positives(
+                        queries[part], positives[part], candidates, seen=None if seen is None else seen[part]
+                    )
                 )
-            )
         if not parts:
             return {}
         # Concatenated per exclusion set: exactly `evaluate_retrieval` over all the queries at once.
