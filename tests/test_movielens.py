@@ -138,7 +138,14 @@ def test_ml100k_counts(ml100k):
     assert len({r["candidate"]["movie_id"] for r in ml100k}) == 1682
     assert len(load_movielens_100k(str(ML100K), min_rating=4)) == 55_375
     assert ml100k[0] == {
-        "query": {"user_id": "196", "age": [49.0], "gender": ["M"], "occupation": ["writer"], "zip": "55105"},
+        "query": {
+            "user_id": "196",
+            "age": [49.0],
+            "gender": ["M"],
+            "occupation": ["writer"],
+            "zip": "55105",
+            "timestamp": [881250949.0],
+        },
         "candidate": {"movie_id": "242", "title": ["Kolya"], "genres": ["Comedy"], "year": [1996.0]},
     }
 
@@ -189,6 +196,7 @@ def test_ml1m_subset_counts(ml1m):
         "gender": ["F"],
         "occupation": ["K-12 student"],
         "zip": "48067",
+        "timestamp": [978300760.0],
     }
     assert ml1m[0]["candidate"]["title"] == ["One Flew Over the Cuckoo's Nest"]
 
@@ -241,3 +249,16 @@ def test_movielens_dir_downloads_from_grouplens_when_missing(tmp_path, monkeypat
     assert path == str(tmp_path / "keras" / "datasets" / "movielens-ml-100k" / "ml-100k")
     with pytest.raises(FileNotFoundError, match="cannot be downloaded"):
         movielens.movielens_dir("ml-1m-cs100-subset")
+
+
+def test_each_pair_carries_its_rating_time(tmp_path):
+    (tmp_path / "u.genre").write_text("unknown|0\nAction|1\n")
+    (tmp_path / "u.item").write_text("1|Toy Story (1995)|01-Jan-1995||url|0|1\n")
+    (tmp_path / "u.user").write_text("1|24|M|technician|85711\n")
+    (tmp_path / "u.data").write_text("1\t1\t5\t874965758\n1\t1\t4\t874965900\n")
+    first, second = load_movielens_100k(str(tmp_path))
+    assert (first["query"]["timestamp"], second["query"]["timestamp"]) == ([874965758.0], [874965900.0])
+    assert first["query"]["user_id"] == second["query"]["user_id"] == "1"
+    (tmp_path / "u.data").write_text("1\t1\t5\t874965758\n1\t1\t4\tyesterday\n")
+    with pytest.raises(ValueError, match=r"u\.data rating 2: the timestamp must be whole seconds"):
+        load_movielens_100k(str(tmp_path))

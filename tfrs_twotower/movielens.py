@@ -5,12 +5,14 @@ MovieLens is never copied into the repository: `movielens_dir("ml-100k")` finds 
 GroupLens with `keras.utils.get_file` (ml-100k: 5 MB; ml-1m: 6 MB) into Keras's cache, `~/.keras/datasets`.
 
 A pair record is `{"query": {...}, "candidate": {...}}` with values as in docs/architecture.md (Id a
-string; Categorical, Numeric, Text lists). Records share one dict per user and per movie, so treat them
-as read-only. Every rating is a pair, as in the TFRS retrieval tutorial (`min_rating` keeps only the
+string; Categorical, Numeric, Text lists). Records share one dict per movie, so treat them as read-only. Every rating is a pair, as in the TFRS retrieval tutorial (`min_rating` keeps only the
 ratings at or above it). The schemas are `schemas/movielens-100k.json` and `schemas/movielens-1m.json`.
 
 - query: `user_id` (Id), `age` (Numeric; in ML-1M the age-range code 1, 18, 25, ..., 56), `gender`
-  (Categorical "M"/"F"), `occupation` (Categorical name), `zip` (Id).
+  (Categorical "M"/"F"), `occupation` (Categorical name), `zip` (Id), `timestamp` (Numeric: when the
+  rating was made, Unix seconds; a context feature: at serving time pass the request's time, or `[]` for
+  "unknown"). The timestamp lets the model learn what is popular when: on ML-100K leave-last-out it
+  raised Recall@10 and @100 (docs/benchmarks.md, "MovieLens protocols").
 - candidate: `movie_id` (Id), `title` (Text, the title WITHOUT its "(1995)" year suffix), `genres`
   (Categorical, multi-valued), `year` (Numeric: the year from the title, else the release date's year,
   else an empty list).
@@ -247,11 +249,16 @@ def load_movielens_100k(path: str | None = None, min_rating: float | None = None
 
 def _pairs(path: str, rows: Iterable[list[str]], users: dict, movies: dict, min_rating) -> list[Record]:
     records = []
-    for number, (uid, mid, rating, _) in enumerate(rows, start=1):
+    for number, (uid, mid, rating, stamp) in enumerate(rows, start=1):
         if min_rating is not None and float(rating) < min_rating:
             continue
+        if not stamp.strip().isdigit():
+            raise ValueError(
+                f"{path} rating {number}: the timestamp must be whole seconds since 1970 (a non-negative "
+                f"integer). Got {stamp!r} instead."
+            )
         try:
-            records.append({"query": users[uid], "candidate": movies[mid]})
+            records.append({"query": {**users[uid], "timestamp": [float(stamp)]}, "candidate": movies[mid]})
         except KeyError as e:
             raise ValueError(
                 f"{path} rating {number}: unknown {'user' if uid not in users else 'movie'} id "
