@@ -3,10 +3,15 @@
 Writes `N` synthetic pairs (Id, Numeric, Categorical and Text features on both sides) as JSONL and as
 TFRecord, then times one full pass of `make_dataset` over each (train subset, shuffled, batch 1024) and
 of `scan`; with `--train`, times `tfrs-twotower train` end to end (Id-only model, batch 8192, 2 epochs)
-from each format. Prints a table and writes the figures as JSON.
+from each format. The corpus and `encode` inputs are timed on `--candidates` distinct candidate
+documents in TFRecord, Python reader against native: `scan_candidates` (the corpus of
+`--candidate_data_path`) plus one pass of `make_candidate_dataset`, and `encode`'s input (documents ->
+padded encoder tensors in batches of 1024, without the model). Prints a table and writes the figures as
+JSON.
 
 Usage:
   python bench/input_throughput.py --records 300000 --out /tmp/native/input_throughput.json [--train]
+  python bench/input_throughput.py --corpus_only --candidates 200000 --out /tmp/native/corpus.json
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ import time
 import numpy as np
 
 from tfrs_twotower.data import dataset as dataset_lib
-from tfrs_twotower.data import make_dataset, scan, write_jsonl, write_tfrecord
+from tfrs_twotower.data import (
+    make_candidate_dataset,
+    make_dataset,
+    scan,
+    scan_candidates,
+    write_jsonl,
+    write_tfrecord,
+)
 
 SCHEMA = {
     "query": {
@@ -105,6 +117,58 @@ def records_per_second(path: str, file_format: str, native: bool, schema: dict) 
     return count / (done - started), (count - 1024) / (done - first), scan_rate
 
 
+def write_candidates(n: int, folder: str) -> str:
+    """`n` distinct candidate documents (the pairs' candidate features, item ids made unique)."""
+    path = os.path.join(folder, f"candidates-{n}.tfrecord")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        docs = [dict(r["candidate"], item_id=f"i{i}") for i, r in enumerate(synthetic_pairs(n, seed=1))]
+        write_tfrecord(docs, path, SCHEMA, kind="candidates")
+    return path
+
+
+def corpus_rates(path: str, native: bool) -> dict[str, float]:
+    """Records/s of `scan_candidates` + `make_candidate_dataset`, and of `encode`'s input, on one path."""
+    from tfrs_twotower.data.batching import side_columns
+    from tfrs_twotower.data.records import RecordParser
+    from tfrs_twotower.schema import load_schema
+    from tfrs_twotower.serving.encode import _document_batches
+    from tfrs_twotower.serving.instances import columns_to_tensors
+
+    dataset_lib.NATIVE_TFRECORD = native
+    os.environ["TFRS_TWOTOWER_PYTHON_INPUT"] = "" if native else "1"
+    schema = load_schema(SCHEMA)
+    started = time.perf_counter()
+    result = scan_candidates(path, schema, "tfrecord")
+    scanned = time.perf_counter()
+    corpus_ds, _ = make_candidate_dataset(result.corpus, schema, batch_size=1024)
+    count = sum(int(b["item_id"].shape[0]) for b in corpus_ds)
+    done = time.perf_counter()
+    assert count == result.records_read == len(result.corpus), (count, result.records_read)
+
+    class Ids:  # item_id is the key: no row dicts needed
+        needs_rows = False
+
+    started_encode = time.perf_counter()
+    documents = 0
+    for batch in _document_batches(path, RecordParser(schema), "candidate", "tfrecord", 1024, Ids()):
+        if isinstance(batch, list):  # the Python reader's documents: padded as `encode` pads them
+            tensors = columns_to_tensors(
+                schema, "candidate", side_columns(schema.candidate, [d.features for d in batch])
+            )
+        else:
+            tensors = batch.tensors
+        documents += int(tensors["item_id"].shape[0])
+    encode_done = time.perf_counter()
+    assert documents == count
+    return {
+        "scan_candidates_records_per_s": round(count / (scanned - started)),
+        "corpus_dataset_records_per_s": round(count / (done - scanned)),
+        "corpus_total_records_per_s": round(count / (done - started)),
+        "encode_input_records_per_s": round(count / (encode_done - started_encode)),
+    }
+
+
 def train_seconds(path: str, file_format: str, folder: str, native: bool) -> float:
     env = dict(os.environ, TFRS_TWOTOWER_PYTHON_INPUT="" if native else "1")
     job_dir = os.path.join(folder, f"job-{file_format}-{native}")
@@ -133,9 +197,34 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/native/input_throughput.json")
     parser.add_argument("--train", action="store_true", help="also time `train` end to end")
     parser.add_argument("--train_only", action="store_true", help="time `train` only")
+    parser.add_argument("--candidates", type=int, default=200_000, help="candidate documents (0: none)")
+    parser.add_argument("--corpus_only", action="store_true", help="time the corpus and encode input only")
     args = parser.parse_args()
-    paths = write_data(args.records, args.folder, SCHEMA)
     load = os.getloadavg()
+    corpus = {}
+    if args.candidates and not args.train_only:
+        path = write_candidates(args.candidates, args.folder)
+        for name, native in (("tfrecord_python", False), ("tfrecord_native", True)):
+            corpus[name] = corpus_rates(path, native)
+            print(f"corpus/encode {name:16s}", corpus[name], flush=True)
+        corpus["ratios"] = {
+            k: round(corpus["tfrecord_native"][k] / corpus["tfrecord_python"][k], 2)
+            for k in corpus["tfrecord_native"]
+        }
+        print("corpus/encode native/python:", corpus["ratios"], flush=True)
+    if args.corpus_only:
+        result = {
+            "candidates": args.candidates,
+            "cpus": os.cpu_count(),
+            "load_before": load,
+            "corpus": corpus,
+        }
+        result["load_after"] = os.getloadavg()
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+        print("written", args.out)
+        return
+    paths = write_data(args.records, args.folder, SCHEMA)
     rows = {}
     inputs = [
         ("jsonl", "jsonl", False),
@@ -171,6 +260,7 @@ def main() -> None:
         "load_before": load,
         "input": rows,
         "ratios": ratios,
+        "corpus": corpus,
     }
     if args.train or args.train_only:
         id_folder = args.folder + "_id"

@@ -5,15 +5,19 @@ import gzip
 import math
 import re
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data.conftest import candidate, pair
+from tests.data.conftest import SCHEMA, candidate, pair
 from tests.data.test_native_dataset import _mixed_records
 from tests.data.test_tfrecord import _bytes, _floats, _good_features, _ints, _write_examples
 from tfrs_twotower.data import dataset as dataset_lib
-from tfrs_twotower.data import make_dataset, scan, scan_candidates, write_tfrecord
+from tfrs_twotower.data import make_candidate_dataset, make_dataset, scan, scan_candidates, write_tfrecord
+from tfrs_twotower.data.records import Location, RecordParser
 from tfrs_twotower.data.scan import TooManyBadRecordsError
+from tfrs_twotower.data.tfrecord import record_to_example
+from tfrs_twotower.schema import load_schema
 
 
 def _python(monkeypatch, fn, *args, **kwargs):
@@ -198,10 +202,73 @@ def test_corrupt_and_gzip_files(tmp_path, monkeypatch, schema):
     assert got == want and len(got) == native.train_count
 
 
-def test_scan_candidates_same_as_python(tmp_path, monkeypatch, schema):
-    path = str(tmp_path / "c.tfrecord")
-    write_tfrecord([candidate(i) for i in range(30)], path, schema, kind="candidates")
-    native = scan_candidates(path, schema, "tfrecord")
-    python = _python(monkeypatch, scan_candidates, path, schema, "tfrecord")
+def _candidate_features(i, schema):
+    doc = candidate(i, genres=["a", "b", "c"][: i % 4], title=f"Title {i % 11}")
+    doc = {k: v for k, v in doc.items() if k in {s.name for s in schema.candidate}}
+    example = record_to_example(RecordParser(schema).candidate(doc, Location("<t>", i)), schema, "candidates")
+    return dict(example.features.feature)
+
+
+NO_ID_SCHEMA = {
+    "query": SCHEMA["query"],
+    "candidate": {k: v for k, v in SCHEMA["candidate"].items() if k != "movie_id"},
+}
+
+
+@pytest.mark.parametrize("keyed", ["movie_id", "fingerprint"])
+def test_scan_candidates_and_corpus_batches_same_as_python(tmp_path, monkeypatch, keyed):
+    """Several files (one gzip), repeated keys with other features, a row only Python can read (an empty
+    `Feature`), bad rows skipped: the same corpus, rejections and corpus batches on both paths."""
+    schema = load_schema(SCHEMA if keyed == "movie_id" else NO_ID_SCHEMA)
+    features = [_candidate_features(i, schema) for i in range(120)]
+    features[5]["candidate_genres"] = tf.train.Feature()  # valid, not canonical: Python parses the batch
+    features[70]["candidate_emb"] = _floats(1, 2)  # bad: wrong length
+    features[90]["candidate_year"] = _bytes("x")  # bad: parse_example refuses its batch
+    paths = [str(tmp_path / "a.tfrecord"), str(tmp_path / "b.tfrecord"), str(tmp_path / "c.tfrecord.gz")]
+    _write_examples(paths[0], features[:50])
+    _write_examples(paths[1], features[50:100])
+    _write_examples(str(tmp_path / "plain"), features[100:])
+    with open(str(tmp_path / "plain"), "rb") as f, gzip.open(paths[2], "wb") as z:
+        z.write(f.read())
+    args = (paths, schema, "tfrecord")
+    native = scan_candidates(*args, max_bad_records=2)
+    python = _python(monkeypatch, scan_candidates, *args, max_bad_records=2)
+    assert native.records_read == python.records_read == 120
+    assert [str(e) for e in native.rejected] == [str(e) for e in python.rejected]
+    assert [e.location.index for e in native.rejected] == [20, 40]
     assert native.corpus.keys == python.corpus.keys and native.corpus.candidates == python.corpus.candidates
-    assert native.records_read == python.records_read == 30
+    assert native.corpus.conflicts == python.corpus.conflicts
+    assert len(native.corpus) < 118 if keyed == "movie_id" else native.corpus.conflicts == 0
+    if keyed == "movie_id":
+        assert native.corpus.conflicts > 0
+    got, keys = make_candidate_dataset(native.corpus, schema, batch_size=16)
+    want, want_keys = _python(monkeypatch, make_candidate_dataset, python.corpus, schema, batch_size=16)
+    assert keys == want_keys
+    for a, b in zip(got, want, strict=True):
+        for name in b:
+            np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
+
+
+@pytest.mark.parametrize("max_bad_records", [0, 1])
+def test_scan_candidates_verdicts_match(tmp_path, monkeypatch, schema, max_bad_records):
+    for change in [
+        {"candidate_movie_id": _bytes("")},
+        {"query_user_id": _bytes("u")},
+        {"candidate_title": None},
+    ]:
+        features = [_candidate_features(i, schema) for i in range(6)]
+        for key, value in change.items():
+            if value is None:
+                del features[3][key]
+            else:
+                features[3][key] = value
+        path = str(tmp_path / "c.tfrecord")
+        _write_examples(path, features)
+        kwargs = dict(max_bad_records=max_bad_records)
+        native = _outcome(scan_candidates, path, schema, "tfrecord", **kwargs)
+        python = _outcome(_python, monkeypatch, scan_candidates, path, schema, "tfrecord", **kwargs)
+        if isinstance(python, str):
+            assert native == python and "c.tfrecord record 4: " in python
+        else:
+            assert [str(e) for e in native.rejected] == [str(e) for e in python.rejected]
+            assert native.corpus.candidates == python.corpus.candidates

@@ -122,6 +122,9 @@ def test_round_trip_json_record_example_parsed_column_signature_encoder(type_nam
     dense = kind.dense(spec, values)
     rows = [kind.from_example_values(spec, row.numpy()) for row in values]
     assert rows == normalised
+    flat, splits = values.flat_values.numpy(), values.row_splits.numpy()
+    picked = np.array([len(rows) - 1, 0])  # any rows, in any order, at once
+    assert kind.from_example_columns(spec, flat, splits, picked) == [rows[-1], rows[0]]
     _assert_same(dense.numpy(), column)
     signature = feature_signature(spec)
     assert signature.dtype == dense.dtype and signature.shape.is_compatible_with(dense.shape)

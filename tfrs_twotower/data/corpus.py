@@ -87,6 +87,13 @@ class Corpus:
             self.conflicts += 1
         return False
 
+    def extend(self, keys: list[str], candidates: list[dict[str, Any]]) -> None:
+        """Adds candidates whose keys are new and distinct (the caller checked), in order, at once."""
+        start = len(self.keys)
+        self._index.update(zip(keys, range(start, start + len(keys)), strict=True))
+        self.keys.extend(keys)
+        self.candidates.extend(candidates)
+
     def index_of(self, key: str) -> int:
         """The position of `key` in the corpus; KeyError when unknown."""
         return self._index[key]

@@ -359,6 +359,9 @@ def make_candidate_dataset(
 ) -> tuple[tf.data.Dataset, list[str]]:
     """Batches of the corpus' candidates, `{name: tensor}` in the model-input format, and their keys.
 
+    The corpus is in memory (its scan read the files: TFRecord natively, see `native_scan`), so no file
+    is read here; the batches are padded from the candidates as training batches are.
+
     Args:
       corpus: the candidate corpus (`scan(...).corpus` or `scan_candidates(...).corpus`).
       schema: the input schema.

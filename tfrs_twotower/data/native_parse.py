@@ -32,14 +32,16 @@ import tensorflow as tf
 from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import FeatureSpec, InputSchema
 
+_SIDES = {"pairs": ("query", "candidate"), "candidates": ("candidate",), "queries": ("query",)}
 _VARINT_LIMITS = [1 << (7 * k) for k in range(1, 9)]
 
 
 def _varint_size(n: tf.Tensor) -> tf.Tensor:
-    """Bytes of the protobuf varint of each int64 (negative ones take 10)."""
-    n = tf.reshape(tf.cast(n, tf.int64), [-1])
-    size = tf.searchsorted(tf.constant(_VARINT_LIMITS, tf.int64), n, side="right", out_type=tf.int64) + 1
-    return tf.where(n < 0, tf.constant(10, tf.int64), size)
+    """Bytes of the protobuf varint of each int64 (negative ones take 10), in the shape of `n`."""
+    n = tf.cast(n, tf.int64)
+    flat = tf.reshape(n, [-1])
+    size = tf.searchsorted(tf.constant(_VARINT_LIMITS, tf.int64), flat, side="right", out_type=tf.int64) + 1
+    return tf.reshape(tf.where(flat < 0, tf.constant(10, tf.int64), size), tf.shape(n))
 
 
 def _field_size(payload: tf.Tensor) -> tf.Tensor:
@@ -72,56 +74,54 @@ class _Column:
 
 
 class _Key:
-    """One Example key the parser reads: its name, dtype and whether a record must have it."""
+    """One Example key the parser reads: its name, dtype, whether a record must have it, and the rule its
+    values follow: a feature's `spec`, "weight", or None (explicit negatives: checked on their own)."""
 
-    def __init__(self, key: str, dtype: tf.DType, required: bool):
-        self.key, self.dtype, self.required = key, dtype, required
+    def __init__(self, key: str, dtype: tf.DType, required: bool, rule: FeatureSpec | str | None = None):
+        self.key, self.dtype, self.required, self.rule = key, dtype, required, rule
+        key_len = len(key.encode("utf-8"))
+        self.key_field = 2 + key_len if key_len < 128 else 3 + key_len  # tag, length, the key
 
-    def value_size(self, col: _Column) -> tf.Tensor:
-        """The canonical size of each row's `Feature` entry in the Example's map (0 when absent)."""
-        count = col.count
-        if self.dtype == tf.string:
-            lengths = tf.cast(tf.strings.length(col.values), tf.int64)
-            payload = col.row_sum(_field_size(lengths))
-        else:
-            packed = col.row_sum(_varint_size(col.values)) if self.dtype == tf.int64 else 4 * count
-            payload = tf.where(count > 0, _field_size(packed), 0)
-        feature = _field_size(payload)  # a Feature holding one list
-        key_len = len(self.key.encode("utf-8"))
-        key_field = 2 + key_len if key_len < 128 else 3 + key_len
-        entry = _field_size(key_field + _field_size(feature))  # a map entry: key, value
-        return entry if self.required else tf.where(count > 0, entry, 0)
+    def invalid_elements(self, values: tf.Tensor) -> tf.Tensor | None:
+        """bool `[N]`: the values its rule refuses (UTF-8 aside); None when it has no rule."""
+        if self.rule is None:
+            return None
+        numbers = values if values.dtype == tf.string else tf.cast(values, tf.float32)
+        if self.rule == "weight":
+            return tf.logical_not(tf.math.is_finite(numbers)) | (numbers < 0)
+        return feature_type_of(self.rule).invalid_elements(self.rule, numbers)
 
 
-def _utf8_bad(values: tf.Tensor) -> tf.Tensor:
-    """Which strings are not valid UTF-8; one regex over the joined batch skips the check when it is
-    all ASCII (the usual case), as transcoding every string costs more than parsing."""
+def _segments(columns: list[_Column]) -> tf.Tensor:
+    """Each value's segment `k * B + row` (`k`: its column) when the columns' values are put end to end."""
+    ends = tf.cumsum(tf.concat([c.count for c in columns], 0))
+    total = tf.add_n([tf.size(c.values, out_type=tf.int64) for c in columns])
+    return tf.searchsorted(ends, tf.range(total), side="right")
+
+
+def _utf8_bad(parts: list[tf.Tensor]) -> tf.Tensor:
+    """Which strings of `parts` (end to end) are not valid UTF-8; one regex over the joined batch skips
+    the check when it is all ASCII (the usual case), as transcoding every string costs more than parsing."""
 
     def check() -> tf.Tensor:
+        values = tf.concat(parts, 0)
         fixed = tf.strings.unicode_transcode(values, "UTF-8", "UTF-8", errors="replace")
         return tf.not_equal(fixed, values)
 
-    ascii_only = tf.strings.regex_full_match(tf.strings.reduce_join(values), "[\\x00-\\x7f]*")
-    return tf.cond(ascii_only, lambda: tf.zeros_like(values, dtype=tf.bool), check)
-
-
-def _value_bad(spec: FeatureSpec, col: _Column) -> tf.Tensor:
-    """Rows whose values break `spec`'s rules other than the count (bad UTF-8, an empty Id, NaN...)."""
-    feature_type = feature_type_of(spec)
-    values = col.values if col.values.dtype == tf.string else tf.cast(col.values, tf.float32)
-    bad = feature_type.invalid_elements(spec, values)
-    if col.values.dtype == tf.string:
-        bad |= _utf8_bad(col.values)
-    return col.row_any(bad)
+    joined = tf.strings.join([tf.strings.reduce_join(p) for p in parts])
+    ascii_only = tf.strings.regex_full_match(joined, "[\\x00-\\x7f]*")
+    total = tf.add_n([tf.size(p) for p in parts])
+    return tf.cond(ascii_only, lambda: tf.zeros([total], tf.bool), check)
 
 
 class NativeParser:
-    """Parses and checks batches of serialized pair Examples (or candidate documents) with TF ops.
+    """Parses and checks batches of serialized pair Examples (or one side's documents) with TF ops.
 
     Args:
       schema: the `InputSchema`.
       negatives: read the `negative_<name>` keys and return `negatives` / `negative_mask`.
-      kind: "pairs" or "candidates" (documents with `candidate_<name>` keys only).
+      kind: "pairs", "candidates" or "queries" (documents with the `candidate_<name>` or `query_<name>`
+        keys only).
       int64_keys: keys whose numbers are stored as int64_list (read as int64, cast to float32).
     """
 
@@ -136,12 +136,15 @@ class NativeParser:
         self.negatives = bool(negatives) and kind == "pairs"
         self.kind = kind
         self.keys: dict[str, _Key] = {}
-        sides = ("query", "candidate") if kind == "pairs" else ("candidate",)
-        for side in sides:
+        if kind not in _SIDES:
+            raise ValueError(
+                f"The `kind` parameter must be one of {', '.join(_SIDES)}. Got {kind!r} instead."
+            )
+        for side in _SIDES[kind]:
             for spec in schema.side(side):
-                self._add(spec.tfrecord_key, spec, True, int64_keys)
+                self._add(spec.tfrecord_key, spec, True, int64_keys, rule=spec)
         if kind == "pairs":
-            self._add("weight", None, False, int64_keys)
+            self._add("weight", None, False, int64_keys, rule="weight")
         if self.negatives:
             for spec in schema.candidate:
                 for suffix, parse_spec in feature_type_of(spec).negative_parse_specs(spec).items():
@@ -154,12 +157,12 @@ class NativeParser:
             k.key: tf.io.RaggedFeature(k.dtype, row_splits_dtype=tf.int64) for k in self.keys.values()
         }
 
-    def _add(self, key: str, spec: FeatureSpec | None, required: bool, int64_keys) -> None:
+    def _add(self, key: str, spec: FeatureSpec | None, required: bool, int64_keys, rule=None) -> None:
         if spec is not None and not feature_type_of(spec).float_values:
             dtype = tf.string
         else:
             dtype = tf.int64 if key in int64_keys else tf.float32
-        self.keys[key] = _Key(key, dtype, required)
+        self.keys[key] = _Key(key, dtype, required, rule)
 
     def parse(self, serialized: tf.Tensor, names: tf.Tensor | None = None) -> dict[str, Any]:
         """`{key: _Column}` plus `__size__`; `names` (one per record) name the records in TF's errors."""
@@ -175,7 +178,7 @@ class NativeParser:
             values, lengths = self._negative_columns(parsed, spec)
             k, bad = feature_type_of(spec).negative_counts(spec, values, lengths)
             if values.dtype == tf.string:
-                bad |= parsed[f"negative_{spec.name}"].row_any(_utf8_bad(values.flat_values))
+                bad |= parsed[f"negative_{spec.name}"].row_any(_utf8_bad([values.flat_values]))
             out[spec.name] = (tf.cast(k, tf.int64), bad)
         return out
 
@@ -192,22 +195,64 @@ class NativeParser:
         return next(iter(self._negative_counts(parsed).values()))[0]
 
     def bad_rows(self, parsed: dict) -> tf.Tensor:
-        """bool `[B]`: the rows the Python parser must judge (bad, or encoded in an unusual way)."""
-        total = tf.add_n([key.value_size(parsed[key.key]) for key in self.keys.values()])
-        bad = tf.not_equal(_field_size(total), parsed["__size__"])  # Example.features holds the map
-        sides = ("query", "candidate") if self.kind == "pairs" else ("candidate",)
-        for side in sides:
+        """bool `[B]`: the rows the Python parser must judge (bad, or encoded in an unusual way).
+
+        The keys are checked a dtype group at a time (few ops per batch whatever the schema): each
+        group's values end to end, their sizes and rule flags summed per (key, row) in one segment op.
+        """
+        sizes = parsed["__size__"]
+        rows = tf.size(sizes, out_type=tf.int64)
+        order, inner, bad = [], [], tf.zeros([rows], tf.bool)
+        for dtype in (tf.string, tf.int64, tf.float32):
+            keys = [k for k in self.keys.values() if k.dtype == dtype]
+            if not keys:
+                continue
+            order += keys
+            columns = [parsed[k.key] for k in keys]
+            segments = len(keys) * rows
+            segment = _segments(columns)
+            if dtype == tf.string:  # each value is a length-delimited field
+                lengths = tf.concat([tf.strings.length(c.values) for c in columns], 0)
+                size = _field_size(tf.cast(lengths, tf.int64))
+            elif dtype == tf.int64:  # packed varints
+                size = _varint_size(tf.concat([c.values for c in columns], 0))
+            if dtype != tf.float32:
+                inner.append(
+                    tf.reshape(tf.math.unsorted_segment_sum(size, segment, segments), [len(keys), -1])
+                )
+            else:  # packed fixed32
+                inner.append(4 * tf.stack([c.count for c in columns]))
+            flags = [k.invalid_elements(c.values) for k, c in zip(keys, columns, strict=True)]
+            if all(f is None for f in flags) and dtype != tf.string:
+                continue
+            flags = tf.concat(
+                [
+                    f if f is not None else tf.zeros_like(c.values, tf.bool)
+                    for f, c in zip(flags, columns, strict=True)
+                ],
+                0,
+            )
+            if dtype == tf.string:
+                flags |= _utf8_bad([c.values for c in columns])
+            flagged = tf.math.unsorted_segment_max(tf.cast(flags, tf.int32), segment, segments)
+            bad |= tf.reduce_any(tf.reshape(flagged, [len(keys), -1]) > 0, axis=0)
+        counts = tf.stack([parsed[k.key].count for k in order])  # [K, B]
+        present = counts > 0
+        is_list = tf.constant([[k.dtype != tf.string] for k in order])  # numbers: a packed list field
+        payload = tf.concat(inner, 0)
+        payload = tf.where(is_list, tf.where(present, _field_size(payload), 0), payload)
+        key_field = tf.constant([[k.key_field] for k in order], tf.int64)
+        entry = _field_size(key_field + _field_size(_field_size(payload)))  # a map entry: key, Feature
+        required = tf.constant([[k.required] for k in order])
+        total = tf.reduce_sum(tf.where(required | present, entry, 0), axis=0)
+        bad |= tf.not_equal(_field_size(total), sizes)  # Example.features holds the map
+        for side in _SIDES[self.kind]:
             for spec in self.schema.side(side):
-                col = parsed[spec.tfrecord_key]
-                bad |= _value_bad(spec, col)
                 length = feature_type_of(spec).fixed_length(spec)
                 if length is not None:
-                    bad |= tf.not_equal(col.count, length)
+                    bad |= tf.not_equal(parsed[spec.tfrecord_key].count, length)
         if self.kind == "pairs":
-            weight = parsed["weight"]
-            value = tf.cast(weight.values, tf.float32)
-            bad |= weight.count > 1
-            bad |= weight.row_any(tf.logical_not(tf.math.is_finite(value)) | (value < 0))
+            bad |= parsed["weight"].count > 1
         if self.negatives:
             counts = list(self._negative_counts(parsed).values())
             for k, b in counts:
@@ -234,7 +279,7 @@ class NativeParser:
     def batch(self, parsed: dict) -> dict[str, Any]:
         """The model-input batch of good rows, as `batching` builds it (docs/architecture.md)."""
         if self.kind != "pairs":
-            return self.side(parsed, "candidate")
+            return self.side(parsed, _SIDES[self.kind][0])
         out: dict[str, Any] = {
             "query": self.side(parsed, "query"),
             "candidate": self.side(parsed, "candidate"),

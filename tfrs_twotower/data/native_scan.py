@@ -77,6 +77,18 @@ class _Parsed:
     def __getitem__(self, key: str) -> np.ndarray:
         return self.out[key]
 
+    def candidates(self, specs, rows) -> list[dict[str, Any]]:
+        """The candidate dicts `{name: normalised value}` of `rows` (valid ones), built column by column."""
+        rows = np.asarray(rows, dtype=np.int64)
+        columns = [
+            feature_type_of(s).from_example_columns(
+                s, self.out[s.tfrecord_key + "/v"], self.out[s.tfrecord_key + "/s"], rows
+            )
+            for s in specs
+        ]
+        names = [s.name for s in specs]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
     def row(self, spec, r: int) -> Any:
         """The normalised value of `spec`'s feature in row `r`, as the Python parser gives it."""
         values, splits = self.out[spec.tfrecord_key + "/v"], self.out[spec.tfrecord_key + "/s"]
@@ -165,28 +177,67 @@ def split_flags(path: str, start: int, n: int, eval_split: float) -> np.ndarray:
     return eval_mask(path, np.arange(start, start + n), eval_split)
 
 
-def scan_candidate_batches(result, reject, parser: RecordParser, native, path: str) -> None:
-    """`scan_candidates`' body for one TFRecord file read by `native` (a `NativeScanner`): candidate
-    documents added to `result.corpus` in file order, bad ones handed to `reject`."""
-    specs = parser.schema.candidate
-    for start, serialized, parsed in native.batches(path):
-        if serialized is None:
-            for location, payload in python_tail(path, start):
-                result.records_read += 1
-                record = judge(payload, location, parser, "candidates", reject)
-                if record is not None:
-                    result.corpus.add(record)
-            return
-        result.records_read += len(serialized)
-        py = {}
-        for r in flagged_rows(parsed, len(serialized)):
-            py[int(r)] = judge(
-                bytes(serialized[r]), Location(path, start + int(r)), parser, "candidates", reject
-            )
-        with gc_paused():
-            for r in range(len(serialized)):
-                if r in py:
-                    if py[r] is not None:
-                        result.corpus.add(py[r])
-                else:
-                    result.corpus.add({s.name: parsed.row(s, r) for s in specs})
+def add_new_candidates(corpus, fingerprints: dict, parsed: _Parsed, specs, rows, keys) -> None:
+    """Adds the native `rows` of a batch (in row order, keyed `keys`) to `corpus` as `Corpus.add` would:
+    new keys in first-seen order (their dicts built column by column), a known key with other features
+    counted in `corpus.conflicts` (by fingerprint; by dict for a candidate Python parsed)."""
+    if not len(rows):
+        return
+    fingerprint = parsed["fingerprint"][rows]
+    keys = keys.tolist()
+    _, first = np.unique(np.array(keys, dtype=str), return_index=True)
+    new = [j for j in np.sort(first).tolist() if keys[j] not in corpus]
+    new_keys = [keys[j] for j in new]
+    corpus.extend(new_keys, parsed.candidates(specs, rows[new]))
+    fingerprints.update(zip(new_keys, fingerprint[new].tolist(), strict=True))
+    stored = np.fromiter(map(fingerprints.get, keys, itertools.repeat(-1)), np.int64, len(keys))
+    for i in np.flatnonzero(stored < 0).tolist():  # stored from a row Python parsed: compare dicts
+        candidate = corpus.candidates[corpus.index_of(keys[i])]
+        corpus.conflicts += candidate != parsed.candidates(specs, rows[i : i + 1])[0]
+    corpus.conflicts += int(((stored >= 0) & (stored != fingerprint)).sum())
+
+
+class CandidateBatchScanner:
+    """`scan_candidates`' body for TFRecord files read by `native` (a `NativeScanner`): candidate
+    documents added to `result.corpus` in file order, bad ones handed to `reject`. Keyed by an Id
+    feature, a batch Python parses no row of goes through `add_new_candidates` (no Python per known
+    key); otherwise rows are added one by one (their dicts still built column by column)."""
+
+    def __init__(self, result, reject, parser: RecordParser, native: NativeScanner):
+        self.result, self.reject, self.parser, self.native = result, reject, parser, native
+        self.specs = list(parser.schema.candidate)
+        self.fingerprints: dict[str, int] = {}
+
+    def scan_file(self, path: str) -> None:
+        result, parser, corpus = self.result, self.parser, self.result.corpus
+        key_spec = next((s for s in self.specs if s.name == corpus.key.feature), None)
+        for start, serialized, parsed in self.native.batches(path):
+            if serialized is None:
+                for location, payload in python_tail(path, start):
+                    result.records_read += 1
+                    record = judge(payload, location, parser, "candidates", self.reject)
+                    if record is not None:
+                        corpus.add(record)
+                return
+            n = len(serialized)
+            result.records_read += n
+            py = {}
+            for r in flagged_rows(parsed, n):
+                location = Location(path, start + int(r))
+                py[int(r)] = judge(bytes(serialized[r]), location, parser, "candidates", self.reject)
+            with gc_paused():
+                if key_spec is not None and not py:
+                    rows = np.arange(n)
+                    add_new_candidates(
+                        corpus, self.fingerprints, parsed, self.specs, rows, parsed.ids(key_spec)
+                    )
+                    continue
+                native_rows = [r for r in range(n) if r not in py]
+                built = iter(parsed.candidates(self.specs, native_rows) if native_rows else ())
+                for r in range(n):
+                    candidate = py[r] if r in py else next(built)
+                    if candidate is None:
+                        continue
+                    key = corpus.key(candidate)
+                    if corpus.add(candidate, key) and r not in py:
+                        self.fingerprints[key] = int(parsed["fingerprint"][r])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfrs_twotower.data.native_scan import _Parsed, flagged_rows, judge, split_flags
+from tfrs_twotower.data.native_scan import _Parsed, add_new_candidates, flagged_rows, judge, split_flags
 from tfrs_twotower.data.records import Location, RecordParser
 
 
@@ -136,25 +136,11 @@ class PairBatchScanner:
             self._row_keys = [next(keys) if g else "" for g in good]
 
     def _corpus_vectorised(self, parsed: _Parsed, ids: np.ndarray, good: np.ndarray) -> None:
-        """`_corpus` for a batch of native rows keyed by an Id feature: new keys in first-seen order,
-        conflicts by fingerprint."""
-        corpus, fingerprints = self.result.corpus, self.fingerprints
+        """`_corpus` for a batch of native rows keyed by an Id feature (`add_new_candidates`)."""
         rows = np.flatnonzero(good)
-        keys, fingerprint = ids[rows], parsed["fingerprint"][rows]
-        if not len(rows):
-            return
-        unique, first = np.unique(keys.astype(str), return_index=True)
-        for j in np.argsort(first, kind="stable"):
-            key = keys[first[j]]
-            if key not in corpus:
-                corpus.add(self._candidate(parsed, int(rows[first[j]])), key)
-                fingerprints[key] = int(fingerprint[first[j]])
-        stored = [fingerprints.get(k) for k in keys.tolist()]
-        for i in [i for i, f in enumerate(stored) if f is None]:  # stored by a batch Python parsed
-            candidate = corpus.candidates[corpus.index_of(keys[i])]
-            corpus.conflicts += candidate != self._candidate(parsed, int(rows[i]))
-        known = np.array([f if f is not None else 0 for f in stored], dtype=np.int64)
-        corpus.conflicts += int(((known != fingerprint) & np.array([f is not None for f in stored])).sum())
+        add_new_candidates(
+            self.result.corpus, self.fingerprints, parsed, self.schema.candidate, rows, ids[rows]
+        )
 
     def _numeric(self, parsed: _Parsed, py: dict, train: np.ndarray, train_rows: np.ndarray) -> None:
         n = len(train)

@@ -384,11 +384,13 @@ def scan_candidates(
     reject = _Rejections(result, _check_max_bad_records(max_bad_records))
     parse = payload_parser(file_format)
     native = _native_scanner(result, schema, "candidates")
+    if native is not None:
+        from tfrs_twotower.data.native_scan import CandidateBatchScanner
+
+        native = CandidateBatchScanner(result, reject, parser, native)
     for path in result.files:
         if native is not None:
-            from tfrs_twotower.data.native_scan import scan_candidate_batches
-
-            scan_candidate_batches(result, reject, parser, native, path)
+            native.scan_file(path)
             continue
         for chunk in _chunks(iter_payloads(path, file_format)):
             with gc_paused():

@@ -66,6 +66,9 @@ class IdType(FeatureType):
     def from_example_values(self, spec, values: np.ndarray) -> Any:
         return values[0].decode("utf-8")
 
+    def from_example_columns(self, spec, values: np.ndarray, splits: np.ndarray, rows: np.ndarray) -> list:
+        return [b.decode("utf-8") for b in values[splits[rows]]]
+
     def dense(self, spec, values: tf.RaggedTensor) -> tf.Tensor:
         return tf.reshape(values.flat_values, [-1])  # valid rows hold one value each
 

@@ -24,6 +24,7 @@ Document(location=Location(file='<doc>', index=0, line=1), features={'q': ['hi']
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, Iterator, NamedTuple
 
@@ -118,10 +119,22 @@ def read_documents(
                     instance = is_instance(obj, parser, side)
                 yield parse_document(obj, location, parser, side, instance)
         else:
-            for location, data in iter_tfrecord(path):
-                yield Document(
-                    location, parse_side(parser, side, example_features(data, location, side), location)
-                )
+            yield from tfrecord_documents(path, parser, side)
+
+
+def tfrecord_documents(path: str, parser: RecordParser, side: str, start: int = 0) -> Iterator[Document]:
+    """Yields a `Document` per record of the TFRecord file `path`, from record index `start` on.
+
+    Raises:
+        BadRecordError: on the first bad record, or on corrupt data (naming the file and record).
+    """
+    for location, data in itertools.islice(iter_tfrecord(path), start, None):
+        yield example_document(data, location, parser, side)
+
+
+def example_document(data: bytes, location: Location, parser: RecordParser, side: str) -> Document:
+    """One serialized `tf.train.Example` document, validated (`BadRecordError` when it is bad)."""
+    return Document(location, parse_side(parser, side, example_features(data, location, side), location))
 
 
 def example_features(data: bytes, location: Location, side: str) -> dict[str, Any]:

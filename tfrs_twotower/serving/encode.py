@@ -1,7 +1,8 @@
 """`encode_documents`: batch-encode query or candidate documents with a job-dir's exported encoders.
 
 Reads documents (see `documents`: plain `{name: value}` lines, Vertex instances `{"data", "key"}`, or
-TFRecord), encodes them with the SavedModel `<job-dir>/<side>_model` (not with in-memory code), and writes:
+TFRecord, which `native_documents` reads through `tf.data` with the Python reader's verdicts), encodes
+them with the SavedModel `<job-dir>/<side>_model` (not with in-memory code), and writes:
 
 - `PREFIX.jsonl`: `{"id": ..., "embedding": [...]}` per plain document (the Vertex AI Vector Search /
   Matching Engine input format), `{"key": ..., "encoding": [...]}` per Vertex instance (the form of
@@ -33,12 +34,14 @@ import tensorflow as tf
 from tfrs_twotower import progress
 from tfrs_twotower.data.batching import side_columns
 from tfrs_twotower.data.corpus import CandidateKey
+from tfrs_twotower.data.dataset import native_enabled
 from tfrs_twotower.data.records import RecordParser
 from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.schema import InputSchema, load_schema
 from tfrs_twotower.serving.documents import Document, read_documents
 from tfrs_twotower.serving.encoder import SavedModelEncoder, check_side, load_encoder
 from tfrs_twotower.serving.instances import columns_to_tensors
+from tfrs_twotower.serving.native_documents import NativeBatch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,25 +61,44 @@ def job_schema(job_dir: str) -> InputSchema:
     return load_schema(path)
 
 
+class DocumentIds:
+    """`(document, position) -> id` of plain documents, per the rule in the module docstring; `batch`
+    gives the ids of a `NativeBatch` (`needs_rows`: whether it needs the rows' features)."""
+
+    def __init__(self, job_dir: str, schema: InputSchema, side: str, id_feature: str | None):
+        id_features = [s.name for s in schema.side(side) if feature_type_of(s).identifies]
+        if id_feature is not None and id_feature not in id_features:
+            raise ValueError(
+                f"The `id_feature` parameter must name an Id feature of the {side} side "
+                f"({', '.join(id_features) or 'it has none; leave it unset'}). Got {id_feature!r} instead."
+            )
+        self.key = None
+        if side == "candidate":
+            self.key = CandidateKey(schema, id_feature or _configured_candidate_id(job_dir))
+            self.name = self.key.feature
+        else:
+            self.name = id_feature or (id_features[0] if id_features else None)
+        self.needs_rows = self.name is None and self.key is not None
+
+    def __call__(self, doc: Document, position: int) -> str:
+        if self.key is not None:
+            return self.key(doc.features)
+        return doc.features[self.name] if self.name is not None else str(position + 1)
+
+    def batch(self, batch: NativeBatch, start: int) -> list[str]:
+        """The ids of a native batch whose first row is at `position` `start`."""
+        if self.name is not None:
+            return [b.decode("utf-8") for b in batch.tensors[self.name].numpy()]
+        if self.key is not None:
+            return [self.key(row) for row in batch.rows]
+        return [str(start + i + 1) for i in range(len(batch))]
+
+
 def id_function(
     job_dir: str, schema: InputSchema, side: str, id_feature: str | None
 ) -> Callable[[Document, int], str]:
     """`(document, position) -> id` of plain documents, per the rule in the module docstring."""
-    id_features = [s.name for s in schema.side(side) if feature_type_of(s).identifies]
-    if id_feature is not None and id_feature not in id_features:
-        raise ValueError(
-            f"The `id_feature` parameter must name an Id feature of the {side} side "
-            f"({', '.join(id_features) or 'it has none; leave it unset'}). Got {id_feature!r} instead."
-        )
-    if side == "candidate":
-        if id_feature is None:
-            id_feature = _configured_candidate_id(job_dir)
-        key = CandidateKey(schema, id_feature)
-        return lambda doc, position: key(doc.features)
-    name = id_feature or (id_features[0] if id_features else None)
-    if name is None:
-        return lambda doc, position: str(position + 1)
-    return lambda doc, position: doc.features[name]
+    return DocumentIds(job_dir, schema, side, id_feature)
 
 
 def encode_documents(
@@ -109,8 +131,8 @@ def encode_documents(
         )
     schema = job_schema(job_dir)
     encoder = load_encoder(job_dir, side)
-    document_id = id_function(job_dir, schema, side, id_feature)
-    documents = read_documents(input_path, RecordParser(schema), side, file_format)
+    document_id = DocumentIds(job_dir, schema, side, id_feature)
+    batches = _document_batches(input_path, RecordParser(schema), side, file_format, batch_size, document_id)
     paths = {
         "jsonl": f"{output_prefix}.jsonl",
         "npy": f"{output_prefix}.npy",
@@ -122,9 +144,17 @@ def encode_documents(
     parts, ids, instances = [], [], 0
     started = time.perf_counter()
     with tf.io.gfile.GFile(paths["jsonl"], "w") as out:
-        for number, batch in enumerate(_batches(documents, batch_size)):
+        for number, batch in enumerate(batches):
             if number % 100 == 99:  # a sign of life on big inputs
                 progress.log(f"  encoded {len(ids)} documents in {time.perf_counter() - started:.0f} s")
+            if isinstance(batch, NativeBatch):  # TFRecord read natively: plain documents
+                embeddings = encoder(batch.tensors).numpy().astype(np.float32)
+                for key, row in zip(document_id.batch(batch, len(ids)), embeddings, strict=True):
+                    ids.append(key)
+                    vector = [round(float(x), 7) for x in row]
+                    out.write(json.dumps({"id": key, "embedding": vector}, ensure_ascii=False) + "\n")
+                parts.append(embeddings)
+                continue
             embeddings = encode_batch(encoder, schema, side, [doc.features for doc in batch])
             for doc, row in zip(batch, embeddings, strict=True):
                 vector = [round(float(x), 7) for x in row]
@@ -150,6 +180,18 @@ def encode_batch(encoder: SavedModelEncoder, schema: InputSchema, side: str, doc
     """float32 `[len(docs), dim]` for normalised documents, padded as training batches are."""
     tensors = columns_to_tensors(schema, side, side_columns(schema.side(side), docs))
     return encoder(tensors).numpy().astype(np.float32)
+
+
+def _document_batches(
+    input_path: str, parser: RecordParser, side: str, file_format: str, size: int, document_id: DocumentIds
+) -> Iterator[list[Document] | NativeBatch]:
+    """Batches of `size` documents: TFRecord through `tf.data` (`native_documents`) unless the native
+    path is off (`dataset.NATIVE_TFRECORD = False` or TFRS_TWOTOWER_PYTHON_INPUT=1), else Python."""
+    if native_enabled(file_format):
+        from tfrs_twotower.serving.native_documents import document_batches
+
+        return document_batches(input_path, parser, side, size, with_rows=document_id.needs_rows)
+    return _batches(read_documents(input_path, parser, side, file_format), size)
 
 
 def _batches(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
