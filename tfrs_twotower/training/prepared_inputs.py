@@ -34,7 +34,7 @@ from tfrs_twotower.prepare.stats import counter_from_json
 from tfrs_twotower.prepare.summary import CORPUS_KEYS, FORMAT, MANIFEST, SEEN, STATS, VERSION, read_json
 from tfrs_twotower.schema import InputSchema
 from tfrs_twotower.training.config import TrainingConfig
-from tfrs_twotower.training.inputs import TrainingInputs
+from tfrs_twotower.training.inputs import TrainingInputs, with_batch_count
 
 _LISTED_REJECTIONS = 1000
 
@@ -258,10 +258,10 @@ def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str
     repeat = config.training_steps_per_epoch is not None
     train_dataset = data_lib.make_dataset(**train_args, repeat=repeat)
     if not repeat:
-        train_dataset = _with_batches(train_dataset, train_scan.train_count, config.train_batch_size)
+        train_dataset = with_batch_count(train_dataset, train_scan.train_count, config.train_batch_size)
     eval_dataset = None
     if eval_args is not None:
-        eval_dataset = _with_batches(
+        eval_dataset = with_batch_count(
             data_lib.make_dataset(**eval_args), train_scan.eval_count, config.eval_batch_size
         )
     corpus_dataset, corpus_keys = data_lib.make_candidate_dataset(corpus, schema, batch_size=1024)
@@ -281,7 +281,3 @@ def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str
         corpus_dataset=corpus_dataset,
         corpus_keys=corpus_keys,
     )
-
-
-def _with_batches(dataset: tf.data.Dataset, records: int, batch_size: int) -> tf.data.Dataset:
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-records // batch_size)))
