@@ -10,6 +10,8 @@ Each `prepare` and `train` runs in a child process (`tfrs-twotower ...`); peak R
 Usage:
   python bench/prepare_throughput.py --phase prepare --pairs 400000 --out /tmp/beam/prepare.json
   python bench/prepare_throughput.py --phase train --pairs 1000000,5000000 --out /tmp/beam/train.json
+  (`--num_epochs 1` for a quicker train run; compare sizes at equal epochs: the second epoch raised the
+  1M peak by 38 MB, see docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=50_000)
+    parser.add_argument("--num_epochs", type=int, default=2, help="train's --num_epochs")
     parser.add_argument("--work", default="/tmp/beam/bench")
     parser.add_argument("--out", default="/tmp/beam/prepare_throughput.json")
     args = parser.parse_args()
@@ -125,7 +128,7 @@ def main() -> None:
             run.update(pairs=pairs, step="prepare", workers=2, records_per_s=round(pairs / run["seconds"]))
             print(json.dumps(run), flush=True)
             results["runs"].append(run)
-        job = os.path.join(args.work, f"job-{pairs}")
+        job = os.path.join(args.work, f"job-{pairs}-e{args.num_epochs}")
         command = cli(
             "train",
             "--prepared_data_path",
@@ -142,7 +145,7 @@ def main() -> None:
             "--eval_batch_size",
             "8192",
             "--num_epochs",
-            "2",
+            str(args.num_epochs),
             "--learning_rate",
             "0.05",
             "--verbose",
@@ -153,6 +156,7 @@ def main() -> None:
         run.update(
             pairs=pairs,
             step="train",
+            epochs=args.num_epochs,
             train_seconds=round(metrics.get("train_seconds", 0), 1),
             val_recall_at_100=metrics.get("final", {}).get("val_recall_at_100"),
         )

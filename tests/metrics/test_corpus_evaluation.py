@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrs_twotower.metrics import evaluate_retrieval, positive_ranks
+from tfrs_twotower.metrics import evaluate_retrieval, positive_ranks, rank_positives, retrieval_metrics
 
 
 def reference(queries, positives, candidates, ks, exclude=None):
@@ -176,6 +176,33 @@ def test_seen_excluded_metrics_match_numpy(small, blocks):
     assert result["recall_at_5_seen_excluded"] > result["recall_at_5"]  # the case tests something
     for name, value in expected.items():
         np.testing.assert_allclose(result[name], value, rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("sizes", [(70,), (1, 69), (16, 30, 24), (7,) * 10])
+def test_ranks_of_query_parts_give_exactly_the_whole_sets_metrics(small, sizes):
+    queries, positives, candidates = small
+    rng = np.random.default_rng(12)
+    seen = [list(rng.integers(0, 257, rng.integers(0, 40))) for _ in range(70)]
+    exclude = [list(rng.integers(0, 257, rng.integers(0, 5))) for _ in range(70)]
+    ks = (1, 5, 10)
+    whole = evaluate_retrieval(queries, positives, candidates, ks=ks, exclude=exclude, seen=seen)
+    parts, start = [], 0
+    for size in sizes:
+        part = slice(start, start + size)
+        parts.append(
+            rank_positives(queries[part], positives[part], candidates, exclude[part], seen[part], 3, 40)
+        )
+        start += size
+    assert [len(p) for p in parts] == [2] * len(sizes)  # (exclude) and (exclude + seen)
+    ranked = [
+        tuple(np.concatenate(arrays) for arrays in zip(*sets, strict=True))
+        for sets in zip(*parts, strict=True)
+    ]
+    assert retrieval_metrics(ranked, ks) == whole  # bit for bit, seen-excluded metrics included
+    assert whole["recall_at_5_seen_excluded"] != whole["recall_at_5"]  # the seen set changes ranks
+    without_seen = rank_positives(queries, positives, candidates)
+    assert len(without_seen) == 1
+    assert retrieval_metrics(without_seen, ks) == evaluate_retrieval(queries, positives, candidates, ks=ks)
 
 
 def test_both_rank_paths_give_identical_ranks_with_exclusions(monkeypatch, compute_path):

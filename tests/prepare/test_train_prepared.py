@@ -71,6 +71,26 @@ def test_prepared_inputs_equal_the_scanned_ones(sample, prepared, tmp_path):
     assert ready.train_dataset.cardinality() == raw.train_dataset.cardinality()
 
 
+def _users(dataset) -> set[str]:
+    return {u.decode() for batch in dataset for u in batch["query"]["user_id"].numpy()}
+
+
+def test_seen_items_are_kept_for_the_evaluation_queries_only(sample, prepared, tmp_path):
+    raw = prepare_inputs(_config(sample, tmp_path, training_data_path=sample.train_jsonl))
+    ready = prepare_inputs(_config(sample, tmp_path, prepared_data_path=str(prepared)))
+    trained, evaluated = _users(raw.train_dataset), _users(raw.eval_dataset)
+    kept = sorted(trained & evaluated)
+    dropped = sorted(trained - evaluated)
+    assert kept and dropped  # the sample has both kinds of query ids
+    seen = ready.train_scan.seen
+    assert len(seen) == len(kept) and all(u in seen for u in kept) and not any(u in seen for u in dropped)
+    queries = {"query": {"user_id": np.array(kept + ["never-seen"])}}
+    for got, want in zip(ready.seen_rows(queries), raw.seen_rows(queries), strict=True):
+        np.testing.assert_array_equal(got, want)  # the evaluation queries' rows, exactly
+    assert sum(len(r) for r in ready.seen_rows(queries)) == seen.pairs > 0
+    assert all(len(r) == 0 for r in ready.seen_rows({"query": {"user_id": np.array(dropped)}}))
+
+
 @pytest.mark.slow
 def test_model_from_prepared_data_matches_the_raw_run(sample, tmp_path):
     from tfrs_twotower.training.trainer import train

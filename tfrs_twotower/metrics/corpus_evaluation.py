@@ -235,14 +235,50 @@ def evaluate_retrieval(
     (0.5, 1.0, 0.75)
     """
     ks = _validate_ks(ks)
+    ranked = rank_positives(
+        query_embeddings, positive_indices, candidate_embeddings, exclude, seen, query_block, candidate_block
+    )
+    return retrieval_metrics(ranked, ks)
+
+
+def rank_positives(
+    query_embeddings,
+    positive_indices,
+    candidate_embeddings,
+    exclude=None,
+    seen=None,
+    query_block: int | None = None,
+    candidate_block: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What `evaluate_retrieval` computes its metrics from: `[(ranks, num_others)]` with `exclude`, and
+    with `seen` a second pair with `exclude` and `seen` removed (arguments as `evaluate_retrieval`).
+
+    Each query's ranks depend on that query only, so a large query set can be ranked in parts (one
+    evaluation batch at a time, holding only that batch's embeddings and seen items), the parts' arrays
+    concatenated, and `retrieval_metrics` then gives exactly `evaluate_retrieval`'s result.
+
+    Example:
+    >>> import numpy as np
+    >>> candidates = np.eye(4, dtype="float32")
+    >>> queries = np.array([[1.0, 0.5, 0, 0], [0, 0, 0, 1.0]], dtype="float32")
+    >>> parts = [rank_positives(queries[i : i + 1], [[1, 3][i]], candidates) for i in range(2)]
+    >>> ranked = [tuple(np.concatenate(a) for a in zip(*sets)) for sets in zip(*parts)]
+    >>> retrieval_metrics(ranked, ks=(1, 2)) == evaluate_retrieval(queries, [1, 3], candidates, ks=(1, 2))
+    True
+    """
     sets = [exclude] if seen is None else [exclude, _union(exclude, seen)]
-    ranked = _rank_sets(
+    return _rank_sets(
         query_embeddings, positive_indices, candidate_embeddings, sets, query_block, candidate_block
     )
+
+
+def retrieval_metrics(ranked: Sequence[tuple[np.ndarray, np.ndarray]], ks: Sequence[int]) -> dict:
+    """`evaluate_retrieval`'s result from `rank_positives`' `[(ranks, num_others)]` (one or two sets)."""
+    ks = _validate_ks(ks)
     if ranked[0][0].size == 0:
         raise ValueError("`query_embeddings` is empty: there is nothing to evaluate.")
     result = _metrics(*ranked[0], ks)
-    if seen is not None:
+    if len(ranked) > 1:
         result.update(_metrics(*ranked[1], ks, SEEN_SUFFIX))
     return result
 

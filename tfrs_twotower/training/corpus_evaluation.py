@@ -1,9 +1,10 @@
 """A Keras callback that evaluates retrieval against the whole candidate corpus after each epoch.
 
-It encodes the corpus once with the candidate tower, the evaluation queries with the query tower, and
-ranks each query's positive among all candidates (`tfrs_twotower.metrics.evaluate_retrieval`). The
-results join the epoch's logs with a `val_` prefix, so TensorBoard (placed after it) writes them under
-`validation/`, and `History` keeps them.
+It encodes the corpus once with the candidate tower, then each evaluation batch's queries with the query
+tower, and ranks each query's positive among all candidates (`tfrs_twotower.metrics.rank_positives`,
+the ranking of `evaluate_retrieval`) batch by batch, keeping only the ranks: memory does not grow with
+the number of evaluation queries. The results join the epoch's logs with a `val_` prefix, so
+TensorBoard (placed after it) writes them under `validation/`, and `History` keeps them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import keras
 import numpy as np
 
 from tfrs_twotower.export import encode_batches, encoder_function
-from tfrs_twotower.metrics import evaluate_retrieval
+from tfrs_twotower.metrics import rank_positives, retrieval_metrics
+
+RANK_QUERIES = 1024  # queries ranked at once: their excluded (seen) pairs are the evaluation's peak memory
 
 
 class CorpusEvaluation(keras.callbacks.Callback):
@@ -74,7 +77,8 @@ class CorpusEvaluation(keras.callbacks.Callback):
             )
         _, encode_candidate, encode_query = self._encoders
         candidates = encode_batches(encode_candidate, self.corpus_batches)
-        queries, rows, seen = [], [], []
+        # One batch's query embeddings and seen items at a time, ranked in parts; only the ranks are kept.
+        parts = []
         for i, batch in enumerate(self.eval_batches):
             if self.max_batches is not None and i >= self.max_batches:
                 break
@@ -86,19 +90,23 @@ class CorpusEvaluation(keras.callbacks.Callback):
                     f"Evaluation positive(s) {missing[:3]} are not in the candidate corpus. With "
                     "--candidate_data_path, the corpus must hold every evaluation pair's candidate."
                 )
-            queries.append(encode_query(batch["query"]).numpy())
-            rows.append(np.asarray(batch_rows, np.int64))
-            if self.seen_rows is not None:
-                seen.extend(self.seen_rows(batch))
-        if not queries:
+            queries, positives = encode_query(batch["query"]).numpy(), np.asarray(batch_rows, np.int64)
+            seen = self.seen_rows(batch) if self.seen_rows is not None else None
+            for start in range(0, len(positives), RANK_QUERIES):
+                part = slice(start, start + RANK_QUERIES)
+                parts.append(
+                    rank_positives(
+                        queries[part], positives[part], candidates, seen=None if seen is None else seen[part]
+                    )
+                )
+        if not parts:
             return {}
-        results = evaluate_retrieval(
-            np.concatenate(queries),
-            np.concatenate(rows),
-            candidates,
-            ks=self.ks,
-            seen=seen if self.seen_rows is not None else None,
-        )
+        # Concatenated per exclusion set: exactly `evaluate_retrieval` over all the queries at once.
+        ranked = [
+            tuple(np.concatenate(arrays) for arrays in zip(*sets, strict=True))
+            for sets in zip(*parts, strict=True)
+        ]
+        results = retrieval_metrics(ranked, self.ks)
         self.last_results = {name: float(value) for name, value in results.items()}
         return self.last_results
 

@@ -227,7 +227,7 @@ def prepare_inputs(
     train_args, eval_args = dataset_args(config, schema, train_scan, eval_scan, id_feature)
     train_dataset = data_lib.make_dataset(**train_args, repeat=config.training_steps_per_epoch is not None)
     if config.training_steps_per_epoch is None:
-        train_dataset = _with_batches(
+        train_dataset = with_batch_count(
             train_dataset,
             train_scan.train_count + (train_scan.eval_count if separate_eval else 0),
             config.train_batch_size,
@@ -235,7 +235,7 @@ def prepare_inputs(
     eval_dataset = data_lib.make_dataset(**eval_args) if eval_args is not None else None
     if eval_dataset is not None:
         eval_records = eval_scan.used_count if separate_eval else train_scan.eval_count
-        eval_dataset = _with_batches(eval_dataset, eval_records, config.eval_batch_size)
+        eval_dataset = with_batch_count(eval_dataset, eval_records, config.eval_batch_size)
     corpus_dataset, corpus_keys = data_lib.make_candidate_dataset(corpus, schema, batch_size=1024)
     if config.cache_input:
         corpus_dataset = corpus_dataset.cache()
@@ -260,6 +260,6 @@ def prepare_inputs(
     )
 
 
-def _with_batches(dataset: tf.data.Dataset, records: int, batch_size: int) -> tf.data.Dataset:
+def with_batch_count(dataset: tf.data.Dataset, records: int, batch_size: int) -> tf.data.Dataset:
     """States the dataset's batch count (known from the scan), so Keras shows progress and plans epochs."""
     return dataset.apply(tf.data.experimental.assert_cardinality(-(-records // batch_size)))

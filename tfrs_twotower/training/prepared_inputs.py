@@ -1,10 +1,11 @@
 """`TrainingInputs` from a `tfrs-twotower prepare` directory (`--prepared_data_path`), without a scan.
 
 The statistics come from `stats.json` (counts, numeric stats, logQ counts, Id value counts), the corpus
-from its shards and `corpus_keys.json`, seen items from `seen.npz`; the train and eval datasets read the
-shards with `make_dataset(..., subset="all", file_format="tfrecord")` (streaming: no record is held in
-memory). Multi-worker runs split the shards by file (`sharded_inputs`). The directory must hold a
-`manifest.json` (a finished `prepare`) made with the same schema, `eval_split` and candidate key.
+from its shards and `corpus_keys.json`, the evaluation queries' seen items from `seen.npz`; the train
+and eval datasets read the shards with `make_dataset(..., subset="all", file_format="tfrecord")`
+(streaming: no record is held in memory). Multi-worker runs split the shards by file (`sharded_inputs`).
+The directory must hold a `manifest.json` (a finished `prepare`) made with the same schema, `eval_split`
+and candidate key.
 
 Example:
 >>> inputs = prepared_inputs(config, schema, id_feature="item_id")  # doctest: +SKIP
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import io
 import json
 import posixpath
 from typing import Any
@@ -34,7 +34,7 @@ from tfrs_twotower.prepare.stats import counter_from_json
 from tfrs_twotower.prepare.summary import CORPUS_KEYS, FORMAT, MANIFEST, SEEN, STATS, VERSION, read_json
 from tfrs_twotower.schema import InputSchema
 from tfrs_twotower.training.config import TrainingConfig
-from tfrs_twotower.training.inputs import TrainingInputs
+from tfrs_twotower.training.inputs import TrainingInputs, with_batch_count
 
 _LISTED_REJECTIONS = 1000
 
@@ -143,12 +143,33 @@ class PackedSeenItems(SeenItems):
         return out
 
 
-def _seen(path: str, feature: str | None) -> SeenItems | None:
+def _seen(path: str, feature: str | None, eval_shards: list[str]) -> SeenItems | None:
+    """The seen items of the query ids in `eval_shards` only: the evaluation looks up no other, so memory
+    follows the evaluation queries, not every training pair's (4 bytes each, in `seen.npz`)."""
     if feature is None:
         return None
     with tf.io.gfile.GFile(posixpath.join(path, SEEN), "rb") as f:
         arrays = np.load(f)  # reading seeks, which a gfile can: no copy of the file's bytes
-        return PackedSeenItems(feature, arrays["query_ids"].tolist(), arrays["offsets"], arrays["rows"])
+        query_ids, offsets, rows = arrays["query_ids"], arrays["offsets"], arrays["rows"]
+    keep = np.isin(query_ids, _query_ids(eval_shards, f"query_{feature}"))
+    starts, sizes = offsets[:-1][keep], np.diff(offsets)[keep]
+    kept_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    # Row j of the kept rows is row j - kept_offsets[i] + starts[i] of the file's, i its query's.
+    index = np.arange(kept_offsets[-1]) + np.repeat(starts - kept_offsets[:-1], sizes)
+    return PackedSeenItems(feature, query_ids[keep].tolist(), kept_offsets, rows[index])
+
+
+def _query_ids(shards: list[str], key: str) -> np.ndarray:
+    """The distinct values of the bytes feature `key` in TFRecord `shards`, as str (read natively)."""
+    if not shards:
+        return np.zeros([0], str)
+    spec = {key: tf.io.VarLenFeature(tf.string)}
+    ds = tf.data.Dataset.from_tensor_slices(shards).interleave(tf.data.TFRecordDataset, cycle_length=1)
+    ds = ds.batch(8192).map(lambda serialized: tf.io.parse_example(serialized, spec)[key].values)
+    distinct = set()
+    for batch in ds:
+        distinct.update(batch.numpy().tolist())
+    return np.array(sorted(value.decode() for value in distinct), dtype=str)
 
 
 def _rejected(path: str, counts: dict) -> list[BadRecordError]:
@@ -201,13 +222,13 @@ def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str
     manifest = check_prepared(path, schema, config, id_feature)
     stats = read_json(posixpath.join(path, STATS))
     corpus = _corpus(path, stats, schema, id_feature)
-    seen = _seen(path, stats["seen_feature"])
-    train_scan = _scan(path, stats, "pairs", corpus, seen, manifest)
-    corpus_scan = _scan(path, stats, "candidates", corpus, None, manifest) if stats["candidates"] else None
     shards = {
         split: [posixpath.join(path, name) for name, _ in stats["shards"][split]]
         for split in ("train", "eval")
     }
+    seen = _seen(path, stats["seen_feature"], shards["eval"])
+    train_scan = _scan(path, stats, "pairs", corpus, seen, manifest)
+    corpus_scan = _scan(path, stats, "candidates", corpus, None, manifest) if stats["candidates"] else None
     if not shards["train"]:
         raise ValueError(
             f"No training records in {path}: every record was rejected or held out for evaluation "
@@ -237,10 +258,10 @@ def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str
     repeat = config.training_steps_per_epoch is not None
     train_dataset = data_lib.make_dataset(**train_args, repeat=repeat)
     if not repeat:
-        train_dataset = _with_batches(train_dataset, train_scan.train_count, config.train_batch_size)
+        train_dataset = with_batch_count(train_dataset, train_scan.train_count, config.train_batch_size)
     eval_dataset = None
     if eval_args is not None:
-        eval_dataset = _with_batches(
+        eval_dataset = with_batch_count(
             data_lib.make_dataset(**eval_args), train_scan.eval_count, config.eval_batch_size
         )
     corpus_dataset, corpus_keys = data_lib.make_candidate_dataset(corpus, schema, batch_size=1024)
@@ -260,7 +281,3 @@ def prepared_inputs(config: TrainingConfig, schema: InputSchema, id_feature: str
         corpus_dataset=corpus_dataset,
         corpus_keys=corpus_keys,
     )
-
-
-def _with_batches(dataset: tf.data.Dataset, records: int, batch_size: int) -> tf.data.Dataset:
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-records // batch_size)))
