@@ -5,8 +5,9 @@ MovieLens is never copied into the repository: `movielens_dir("ml-100k")` finds 
 GroupLens with `keras.utils.get_file` (ml-100k: 5 MB; ml-1m: 6 MB) into Keras's cache, `~/.keras/datasets`.
 
 A pair record is `{"query": {...}, "candidate": {...}}` with values as in docs/architecture.md (Id a
-string; Categorical, Numeric, Text lists). Records share one dict per movie, so treat them as read-only. Every rating is a pair, as in the TFRS retrieval tutorial (`min_rating` keeps only the
-ratings at or above it). The schemas are `schemas/movielens-100k.json` and `schemas/movielens-1m.json`.
+string; Categorical, Numeric, Text lists). Records share one dict per movie, so treat them as read-only.
+Every rating is a pair, as in the TFRS retrieval tutorial (`min_rating` keeps only the ratings at or
+above it). The schemas are `schemas/movielens-100k.json` and `schemas/movielens-1m.json`.
 
 - query: `user_id` (Id), `age` (Numeric; in ML-1M the age-range code 1, 18, 25, ..., 56), `gender`
   (Categorical "M"/"F"), `occupation` (Categorical name), `zip` (Id), `timestamp` (Numeric: when the

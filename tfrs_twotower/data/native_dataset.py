@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_twotower.data.compression import is_gzip
-from tfrs_twotower.data.native_parse import NativeParser
+from tfrs_twotower.data.native_parse import NativeParser, feature_rows
 from tfrs_twotower.data.records import Location
 from tfrs_twotower.data.split import _GOLDEN, _M1, _M2, _file_seed
 from tfrs_twotower.data.tfrecord import iter_tfrecord, parse_example
@@ -171,14 +171,9 @@ class _BatchParser:
 
     def fingerprints(self, *columns: tf.Tensor) -> np.ndarray:
         """The corpus keys of a batch's candidates from their parsed `(values, splits)` per feature."""
-        specs = self.source.schema.candidate
-        rows = np.arange(len(columns[1]) - 1)
-        by_feature = [
-            feature_type_of(s).from_example_columns(s, v.numpy(), p.numpy(), rows)
-            for s, v, p in zip(specs, columns[::2], columns[1::2], strict=True)
-        ]
-        names = [s.name for s in specs]
-        keys = [self.fingerprint(dict(zip(names, row, strict=True))) for row in zip(*by_feature, strict=True)]
+        pairs = [(v.numpy(), p.numpy()) for v, p in zip(columns[::2], columns[1::2], strict=True)]
+        rows = np.arange(len(pairs[0][1]) - 1)
+        keys = [self.fingerprint(row) for row in feature_rows(self.source.schema.candidate, pairs, rows)]
         return np.array(keys, dtype=object).reshape(len(rows))
 
     @tf.autograph.experimental.do_not_convert

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tfrs_twotower.feature_types import feature_type_of
@@ -90,6 +91,18 @@ class _Key:
         if self.rule == "weight":
             return tf.logical_not(tf.math.is_finite(numbers)) | (numbers < 0)
         return feature_type_of(self.rule).invalid_elements(self.rule, numbers)
+
+
+def feature_rows(specs, columns, rows) -> list[dict[str, Any]]:
+    """`{name: normalised value}` of each row in `rows`, as the Python parser gives it, built a feature at
+    a time from a parsed batch's numpy `(values, row splits)` (one pair per spec, in order)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    by_feature = [
+        feature_type_of(s).from_example_columns(s, values, splits, rows)
+        for s, (values, splits) in zip(specs, columns, strict=True)
+    ]
+    names = [s.name for s in specs]
+    return [dict(zip(names, row, strict=True)) for row in zip(*by_feature, strict=True)]
 
 
 def _segments(columns: list[_Column]) -> tf.Tensor:

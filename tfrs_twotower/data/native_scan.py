@@ -31,7 +31,7 @@ import tensorflow as tf
 from tfrs_twotower.data.compression import is_gzip
 from tfrs_twotower.data.gc_pause import gc_paused
 from tfrs_twotower.data.native_dataset import int64_keys
-from tfrs_twotower.data.native_parse import NativeParser, _Column
+from tfrs_twotower.data.native_parse import NativeParser, _Column, feature_rows
 from tfrs_twotower.data.records import BadRecordError, Location, RecordParser
 from tfrs_twotower.data.split import eval_mask
 from tfrs_twotower.data.tfrecord import example_to_record, iter_tfrecord
@@ -79,15 +79,8 @@ class _Parsed:
 
     def candidates(self, specs, rows) -> list[dict[str, Any]]:
         """The candidate dicts `{name: normalised value}` of `rows` (valid ones), built column by column."""
-        rows = np.asarray(rows, dtype=np.int64)
-        columns = [
-            feature_type_of(s).from_example_columns(
-                s, self.out[s.tfrecord_key + "/v"], self.out[s.tfrecord_key + "/s"], rows
-            )
-            for s in specs
-        ]
-        names = [s.name for s in specs]
-        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        columns = [(self.out[s.tfrecord_key + "/v"], self.out[s.tfrecord_key + "/s"]) for s in specs]
+        return feature_rows(specs, columns, rows)
 
     def row(self, spec, r: int) -> Any:
         """The normalised value of `spec`'s feature in row `r`, as the Python parser gives it."""

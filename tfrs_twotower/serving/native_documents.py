@@ -34,11 +34,10 @@ import tensorflow as tf
 
 from tfrs_twotower.data.compression import is_gzip
 from tfrs_twotower.data.native_dataset import int64_keys
-from tfrs_twotower.data.native_parse import NativeParser
+from tfrs_twotower.data.native_parse import NativeParser, feature_rows
 from tfrs_twotower.data.paths import resolve_paths
 from tfrs_twotower.data.records import Location, RecordParser
 from tfrs_twotower.export import feature_signature
-from tfrs_twotower.feature_types import feature_type_of
 from tfrs_twotower.serving.documents import Document, example_document, tfrecord_documents
 
 _READ_BATCH = 1024
@@ -111,13 +110,8 @@ class _BatchParser:
 
 def _rows(specs, columns: dict[str, tuple[tf.Tensor, tf.Tensor]]) -> list[dict[str, Any]]:
     """Each row's normalised features (as the Python parser gives them) from the parsed columns."""
-    by_name = {}
-    for spec in specs:
-        values, splits = (t.numpy() for t in columns[spec.name])
-        row = feature_type_of(spec).from_example_values
-        by_name[spec.name] = [row(spec, values[a:b]) for a, b in zip(splits[:-1], splits[1:], strict=True)]
-    names = list(by_name)
-    return [dict(zip(names, row, strict=True)) for row in zip(*by_name.values(), strict=True)]
+    pairs = [tuple(t.numpy() for t in columns[spec.name]) for spec in specs]
+    return feature_rows(specs, pairs, np.arange(len(pairs[0][1]) - 1))
 
 
 def _python_documents(files: list[str], parser: RecordParser, side: str, file_id: int, start: int):
