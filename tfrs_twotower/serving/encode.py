@@ -26,7 +26,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -94,13 +94,6 @@ class DocumentIds:
         return [str(start + i + 1) for i in range(len(batch))]
 
 
-def id_function(
-    job_dir: str, schema: InputSchema, side: str, id_feature: str | None
-) -> Callable[[Document, int], str]:
-    """`(document, position) -> id` of plain documents, per the rule in the module docstring."""
-    return DocumentIds(job_dir, schema, side, id_feature)
-
-
 def encode_documents(
     job_dir: str,
     side: str,
@@ -149,24 +142,20 @@ def encode_documents(
                 progress.log(f"  encoded {len(ids)} documents in {time.perf_counter() - started:.0f} s")
             if isinstance(batch, NativeBatch):  # TFRecord read natively: plain documents
                 embeddings = encoder(batch.tensors).numpy().astype(np.float32)
-                for key, row in zip(document_id.batch(batch, len(ids)), embeddings, strict=True):
-                    ids.append(key)
-                    vector = [round(float(x), 7) for x in row]
-                    out.write(json.dumps({"id": key, "embedding": vector}, ensure_ascii=False) + "\n")
-                parts.append(embeddings)
-                continue
-            embeddings = encode_batch(encoder, schema, side, [doc.features for doc in batch])
-            for doc, row in zip(batch, embeddings, strict=True):
+                keys, is_instance = document_id.batch(batch, len(ids)), [False] * len(embeddings)
+            else:
+                embeddings = encode_batch(encoder, schema, side, [doc.features for doc in batch])
+                keys = [
+                    doc.key if doc.instance and doc.key is not None else document_id(doc, len(ids) + i)
+                    for i, doc in enumerate(batch)
+                ]
+                is_instance = [doc.instance for doc in batch]
+            for key, instance, row in zip(keys, is_instance, embeddings, strict=True):
                 vector = [round(float(x), 7) for x in row]
-                if doc.instance:
-                    instances += 1
-                    key = doc.key if doc.key is not None else document_id(doc, len(ids))
-                    line = {"key": key, "encoding": vector}
-                else:
-                    key = document_id(doc, len(ids))
-                    line = {"id": key, "embedding": vector}
-                ids.append(key)
+                line = {"key": key, "encoding": vector} if instance else {"id": key, "embedding": vector}
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            instances += sum(is_instance)
+            ids.extend(keys)
             parts.append(embeddings)
     embeddings = np.concatenate(parts) if parts else np.zeros((0, encoder.output_dim), np.float32)
     with tf.io.gfile.GFile(paths["npy"], "wb") as f:
