@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tests.data.conftest import SCHEMA, candidate, pair
 from tests.data.test_native_dataset import _mixed_records
-from tests.data.test_tfrecord import _bytes, _floats, _good_features, _ints, _write_examples
+from tests.data.test_tfrecord import _bytes, _changed, _floats, _good_features, _ints, _write_examples
 from tfrs_twotower.data import dataset as dataset_lib
 from tfrs_twotower.data import make_candidate_dataset, make_dataset, scan, scan_candidates, write_tfrecord
 from tfrs_twotower.data.records import Location, RecordParser
@@ -116,12 +116,7 @@ BAD_FEATURES = [
 
 
 def _bad_file(tmp_path, change):
-    bad = _good_features()
-    for key, value in change.items():
-        if value is None:
-            del bad[key]
-        else:
-            bad[key] = value
+    bad = _changed(_good_features(), change)
     path = str(tmp_path / "train.tfrecord")
     _write_examples(path, [_good_features()] * 3 + [bad] + [_good_features()] * 2)
     return path
@@ -257,11 +252,7 @@ def test_scan_candidates_verdicts_match(tmp_path, monkeypatch, schema, max_bad_r
         {"candidate_title": None},
     ]:
         features = [_candidate_features(i, schema) for i in range(6)]
-        for key, value in change.items():
-            if value is None:
-                del features[3][key]
-            else:
-                features[3][key] = value
+        _changed(features[3], change)
         path = str(tmp_path / "c.tfrecord")
         _write_examples(path, features)
         kwargs = dict(max_bad_records=max_bad_records)

@@ -21,6 +21,17 @@ def _write_examples(path, features_list):
             w.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
 
 
+def _changed(features, change):
+    """`features` (an Example's feature map) with `change` applied in place: a key set to a `Feature`,
+    or removed when its value is None."""
+    for key, value in change.items():
+        if value is None:
+            del features[key]
+        else:
+            features[key] = value
+    return features
+
+
 def _bytes(*v):
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[x.encode() for x in v]))
 
@@ -108,12 +119,7 @@ def test_int64_numeric_and_empty_features(tmp_path, schema):
     ],
 )
 def test_bad_examples_name_file_record_and_feature(tmp_path, schema, change, message):
-    bad = _good_features()
-    for key, value in change.items():
-        if value is None:
-            del bad[key]
-        else:
-            bad[key] = value
+    bad = _changed(_good_features(), change)
     path = tmp_path / "train.tfrecord"
     _write_examples(path, [_good_features(), bad, _good_features()])
     errors = []

@@ -9,9 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tests.data.conftest import SAMPLE_SCHEMA, pair
-from tests.data.test_native_parity import _corrupt
-from tests.data.test_tfrecord import _bytes, _floats, _ints, _write_examples
-from tfrs_twotower.data import dataset as dataset_lib
+from tests.data.test_native_parity import _corrupt, _python
+from tests.data.test_tfrecord import _bytes, _changed, _floats, _ints, _write_examples
 from tfrs_twotower.data.batching import side_columns
 from tfrs_twotower.data.records import Location, RecordParser
 from tfrs_twotower.data.tfrecord import record_to_example
@@ -115,11 +114,7 @@ def _outcome(fn):
 @pytest.mark.parametrize("change", BAD_DOCUMENTS, ids=[",".join(c) for c in BAD_DOCUMENTS])
 def test_bad_documents_same_verdict_and_location(tmp_path, change):
     features = [_doc_features("candidate", i) for i in range(6)]
-    for key, value in change.items():
-        if value is None:
-            del features[3][key]
-        else:
-            features[3][key] = value
+    _changed(features[3], change)
     path = str(tmp_path / "c.tfrecord")
     _write_examples(path, features)
     native = _outcome(lambda: [len(b) for b in document_batches(path, PARSER, "candidate", 4)])
@@ -134,14 +129,6 @@ def test_corrupt_file_same_verdict(tmp_path):
     native = _outcome(lambda: [len(b) for b in document_batches(paths, PARSER, "candidate", 64)])
     python = _outcome(lambda: [len(b) for b in _python_batches(paths, "candidate", 64)])
     assert native == python and re.match(r"BadRecordError: \S*bad\.tfrecord record \d+: corrupted", python)
-
-
-def _python(monkeypatch, fn, *args, **kwargs):
-    monkeypatch.setattr(dataset_lib, "NATIVE_TFRECORD", False)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        monkeypatch.setattr(dataset_lib, "NATIVE_TFRECORD", True)
 
 
 def _outputs(prefix):
