@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from tfrs_twotower.metrics import evaluate_retrieval  # noqa: E402
 from tfrs_twotower.movielens import (  # noqa: E402
+    add_history,
     load_movielens_100k,
     movielens_100k_candidates,
     split_random,
@@ -62,7 +63,7 @@ def splits(data: str) -> dict:
         [r for r in records if r["query"]["user_id"] not in cold],
         [r for r in records if r["query"]["user_id"] in cold],
     )
-    return out
+    return {name: tuple(add_history(train, test)) for name, (train, test) in out.items()}
 
 
 def renamed_recall(result, test, schema) -> dict[str, list[float]]:

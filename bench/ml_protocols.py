@@ -5,7 +5,8 @@
   test pair, the rest train.
 Data sets: `ml-100k` (every rating a pair, 1,682 movies as the corpus) and `ml-1m-subset` (users 1-2999
 of ML-1M, ratings >= 4 as pairs, the 3,615 movies the subset rates as the corpus). The pair records are
-`tfrs_twotower.movielens`'s; this module only adds the timestamps and the splits.
+`tfrs_twotower.movielens`'s; this module adds the timestamps, the splits, and each pair's `history` (its
+user's earlier training movies, `movielens.add_history`: the repository's schemas declare it).
 
 Example:
 >>> data = load("ml-100k", "../shared/data")  # doctest: +SKIP
@@ -73,9 +74,11 @@ def load(name: str, data_dir: str, smoke: bool = False) -> dict:
     return {"name": name, "records": records, "stamps": [s for _, _, s in ratings], "movies": movies}
 
 
-def make_split(data: dict, protocol: str, seed: int = 42) -> dict:
+def make_split(data: dict, protocol: str, seed: int = 42, history: int | None = None) -> dict:
     """`{"train", "test", "seen", "protocol", "seed"}`; `seen[i]`: corpus rows of test pair i's user's
-    training movies (what seen-item exclusion removes from its ranking; its positive is never in it)."""
+    training movies (what seen-item exclusion removes from its ranking; its positive is never in it).
+    Every pair's query gets `history` from the training pairs (`history`: its max_length, default the
+    package's)."""
     records = data["records"]
     if protocol == "random":
         order = np.random.default_rng(seed).permutation(len(records))
@@ -91,8 +94,11 @@ def make_split(data: dict, protocol: str, seed: int = 42) -> dict:
         train_rows = np.setdiff1d(np.arange(len(records)), test_rows)
     else:
         raise ValueError(f"Unknown protocol {protocol!r}; choose one of {PROTOCOLS}.")
+    from tfrs_twotower import movielens
+
     train = [records[i] for i in train_rows]
     test = [records[i] for i in test_rows]
+    train, test = movielens.add_history(train, test, **({"max_length": history} if history else {}))
     return {
         "train": train,
         "test": test,

@@ -102,7 +102,9 @@ def _config(flags: dict, paths: dict, schema_path: str, job_dir: str | None):
 
     return tt.TrainingConfig(
         training_data_path=paths["train"],
-        eval_data_path=paths["test"],
+        # `paths["eval"]`: what best-epoch export selects on (bench/movielens_protocols.py `--select`):
+        # None (the last epoch is exported) unless a run asks for the test pairs, as Rounds 1-3 did.
+        eval_data_path=paths.get("eval"),
         candidate_data_path=paths["movies"],
         input_schema_path=schema_path,
         job_dir=job_dir or "unused",
@@ -162,7 +164,7 @@ def _encode(result: dict, paths: dict, movies: list) -> tuple[np.ndarray, np.nda
 
 def run_tfrs(settings: dict, paths: dict, split: dict, movies: list, out: str) -> dict:
     """bench/reference_tfrs.py with `settings` (model, epochs, batch_size, ...) in a Keras 2 process."""
-    spec = {"embedding_dim": 32, **settings, **paths, "out": out}
+    spec = {"embedding_dim": 32, **settings, **{k: v for k, v in paths.items() if k != "eval"}, "out": out}
     result = run_process(os.path.join(BENCH, "reference_tfrs.py"), spec, out, legacy=True)
     queries = np.load(os.path.join(out, "query_embeddings.npy"))
     candidates = np.load(os.path.join(out, "candidate_embeddings.npy"))

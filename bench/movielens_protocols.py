@@ -95,13 +95,15 @@ TFRS = {
 }
 
 
-def _split(data_dir: str, protocol: str, cache: dict, smoke: bool) -> tuple[dict, dict, list]:
+def _split(
+    data_dir: str, protocol: str, cache: dict, smoke: bool, history: int = 0
+) -> tuple[dict, dict, list]:
     name, kind, *seed = protocol.split("/")
     if name not in cache:
         cache[name] = ml_protocols.load(name, data_dir, smoke=smoke)
     data = cache[name]
     if protocol not in cache:
-        cache[protocol] = ml_protocols.make_split(data, kind, int(seed[0]) if seed else 42)
+        cache[protocol] = ml_protocols.make_split(data, kind, int(seed[0]) if seed else 42, history)
     return data, cache[protocol], data["movies"]
 
 
@@ -121,14 +123,16 @@ def run(args) -> None:
     work = os.path.join(args.out, "work")
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
         for protocol in args.protocols.split(","):
-            data, split, movies = _split(args.data, protocol, cache, args.smoke)
+            data, split, movies = _split(args.data, protocol, cache, args.smoke, args.history)
             paths = ml_protocols.write_split(split, movies, os.path.join(work, protocol.replace("/", "-")))
+            paths["eval"] = paths["test"] if args.select == "test" else None
             runs = [("baselines", None)] * (batch == int(args.batch_sizes.split(",")[0]))
             runs += [(s, "ours") for s in args.settings.split(",") if s]
             runs += [("tfrs", "tfrs")] * args.tfrs
             for setting, kind in runs:
                 key = f"{protocol.replace('/', '-')}__{setting}__b{batch}__e{args.epochs}"
                 key += "__train" if args.end_to_end and kind == "ours" else ""
+                key += f"__h{args.history}" if args.history and kind == "ours" else ""
                 if setting == "baselines":
                     key = f"{protocol.replace('/', '-')}__baselines"
                 target = os.path.join(args.out, key + ".json")
@@ -143,6 +147,7 @@ def run(args) -> None:
                     "test_pairs": len(split["test"]),
                     "movies": len(movies),
                     "load_before": os.getloadavg(),
+                    "select": args.select,
                 }
                 out = os.path.join(work, "runs", key)
                 if setting == "baselines":
@@ -192,6 +197,19 @@ def main(argv=None) -> None:
         action="store_true",
         help="our runs are whole `tfrs_twotower.train` runs in a subprocess (exports, per-epoch "
         "evaluation), not the stages in this process",
+    )
+    parser.add_argument(
+        "--select",
+        choices=("last", "test"),
+        default="last",
+        help="`last`: no evaluation set, the last epoch is exported (fair); `test`: the test pairs are "
+        "the evaluation set and best-epoch export selects on them (Rounds 1-3 of docs/benchmarks.md)",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="each pair's `history` holds at most N movies (default: `movielens.add_history`'s)",
     )
     parser.add_argument("--smoke", action="store_true", help="400 ratings of --data")
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ The MovieLens files are not in the repository: the data tests read `$TFRS_TWOTOW
 """
 
 import doctest
+import functools
 import json
 import math
 import pathlib
@@ -14,6 +15,7 @@ import pytest
 
 from tfrs_twotower import movielens
 from tfrs_twotower.movielens import (
+    add_history,
     load_movielens_1m_subset,
     load_movielens_100k,
     movielens_1m_candidates,
@@ -62,12 +64,17 @@ def _problems(schema, side, doc):
             ok = isinstance(value, str) and value != ""
         elif spec.feature_type in ("Categorical", "Text"):
             ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
-            ok = ok and (spec.feature_type == "Text" or set(value) <= set(spec.vocab))
+            ok = ok and (spec.feature_type == "Text" or set(value) <= _vocab(spec))
         else:
             ok = isinstance(value, list) and all(isinstance(v, float) and math.isfinite(v) for v in value)
         if not ok:
             problems.append(f"{spec.path}: {value!r}")
     return problems
+
+
+@functools.lru_cache(maxsize=None)
+def _vocab(spec) -> frozenset:
+    return frozenset(spec.vocab)
 
 
 def _check_against_schema(schema_path, records, candidates):
@@ -100,6 +107,43 @@ def test_split_random_is_deterministic_and_complete():
     for bad in (0, 1, 1.5, "0.2", True):
         with pytest.raises(ValueError, match=r"The `test_fraction` parameter must be a float in \(0, 1\)"):
             split_random(records, test_fraction=bad)
+
+
+def _rating(user, movie, stamp):
+    return {"query": {"user_id": user, "timestamp": [float(stamp)]}, "candidate": {"movie_id": movie}}
+
+
+def test_add_history_gives_earlier_training_movies_latest_first():
+    train = [_rating("u", "a", 5), _rating("u", "b", 1), _rating("u", "c", 3), _rating("u", "d", 3)]
+    train += [_rating("v", "x", 2)]
+    test = [_rating("u", "t", 4), _rating("w", "y", 9), _rating("u", "s", 0)]
+    new_train, new_test = add_history(train, test, max_length=2)
+    assert [r["query"]["history"] for r in new_train] == [["d", "c"], [], ["b"], ["b"], []]
+    # c and d share a time: neither is before the other. Test pairs see training movies only.
+    assert [r["query"]["history"] for r in new_test] == [["d", "c"], [], []]
+    assert add_history(train, test, max_length=10)[1][0]["query"]["history"] == ["d", "c", "b"]
+    # New query dicts; the inputs are unchanged; candidates are shared.
+    assert "history" not in train[0]["query"] and new_train[0]["candidate"] is train[0]["candidate"]
+    assert new_train[0]["query"] == {"user_id": "u", "timestamp": [5.0], "history": ["d", "c"]}
+    assert add_history(train, name="seen")[0][0]["query"]["seen"] == ["d", "c", "b"]
+
+
+def test_add_history_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"record 2: `add_history` needs the query's `timestamp`"):
+        add_history([_rating("u", "a", 1), {"query": {"user_id": "u"}, "candidate": {"movie_id": "b"}}])
+    for bad in (0, -1, 1.5, True, "5"):
+        with pytest.raises(ValueError, match=r"The `max_length` parameter must be a positive int"):
+            add_history([_rating("u", "a", 1)], max_length=bad)
+
+
+@needs_100k
+def test_add_history_never_shows_a_test_rating_in_training(ml100k):
+    train, test = add_history(*split_random(ml100k, seed=3))
+    held_out = {(r["query"]["user_id"], r["candidate"]["movie_id"]) for r in test}
+    in_histories = {(r["query"]["user_id"], m) for r in train + test for m in r["query"]["history"]}
+    assert not held_out & in_histories
+    assert max(len(r["query"]["history"]) for r in train) == 10
+    assert sum(bool(r["query"]["history"]) for r in test) > 0.9 * len(test)
 
 
 def test_write_pairs_jsonl_round_trips_non_ascii(tmp_path):
@@ -168,8 +212,10 @@ def test_ml100k_candidates():
 @needs_100k
 def test_ml100k_matches_its_schema(ml100k):
     candidates = movielens_100k_candidates(str(ML100K))
-    _check_against_schema(REPO / "schemas" / "movielens-100k.json", ml100k, candidates)
+    train, test = add_history(*split_random(ml100k))
+    _check_against_schema(REPO / "schemas" / "movielens-100k.json", train + test, candidates)
     schema = load_schema(str(REPO / "schemas" / "movielens-100k.json"))
+    assert list(schema.feature("query", "history").vocab) == [c["movie_id"] for c in candidates]
     genres = [line.split("|")[0] for line in (ML100K / "u.genre").read_text().splitlines() if line]
     occupations = (ML100K / "u.occupation").read_text().split()
     assert list(schema.feature("candidate", "genres").vocab) == genres and len(genres) == 19
@@ -206,7 +252,8 @@ def test_ml1m_candidates_and_schema(ml1m):
     candidates = movielens_1m_candidates(str(ML1M))
     assert len(candidates) == len({c["movie_id"] for c in candidates}) == 3883
     assert all(c["year"] for c in candidates)
-    _check_against_schema(REPO / "schemas" / "movielens-1m.json", ml1m, candidates)
+    train, test = add_history(*split_random(ml1m))
+    _check_against_schema(REPO / "schemas" / "movielens-1m.json", train + test, candidates)
 
 
 def test_docstring_examples_run():

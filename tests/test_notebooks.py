@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 import time
 
@@ -128,7 +129,13 @@ def test_movielens(kernel_env, monkeypatch):
     check_figures(
         kernel_env, {"movielens_recall_at_k.png", "movielens_training.png", "movielens_movie_map.png"}
     )
-    assert "popularity" in text_output(nb)
+    out = text_output(nb)
+    # The markdown table of section 4: with the defaults and the users' histories the model beats
+    # popularity even in fast mode (20,000 pairs, 2 epochs: 0.089 vs 0.054 at 10, 0.47 vs 0.31 at 100).
+    rows = dict(re.findall(r"\| (recall_at_\d+) \| ([0-9.]+ \| [0-9.]+) \|", out))
+    for k in (10, 100):
+        model, popularity = map(float, rows[f"recall_at_{k}"].split(" | "))
+        assert model > popularity + 0.02, (k, model, popularity)
 
 
 def test_custom_towers(kernel_env):

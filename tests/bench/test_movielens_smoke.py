@@ -167,10 +167,12 @@ def test_protocols_smoke(tmp_path, write_movielens, load_bench, capsys):
 def test_leave_last_out_split(load_bench):
     """Each user's latest rating (ties: the later line) is its test pair; seen rows hold the rest."""
     protocols = load_bench("ml_protocols")
-    user = lambda u, m: {"query": {"user_id": u}, "candidate": {"movie_id": m}}  # noqa: E731
+    stamps = [5, 9, 1, 9, 0]
+    user = lambda u, m, t: {"query": {"user_id": u, "timestamp": [float(t)]}, "candidate": {"movie_id": m}}  # noqa: E731
+    pairs = [("a", "1"), ("a", "2"), ("b", "1"), ("a", "3"), ("b", "3")]
     data = {
-        "records": [user("a", "1"), user("a", "2"), user("b", "1"), user("a", "3"), user("b", "3")],
-        "stamps": [5, 9, 1, 9, 0],
+        "records": [user(u, m, t) for (u, m), t in zip(pairs, stamps, strict=True)],
+        "stamps": stamps,
         "movies": [{"movie_id": m} for m in ("1", "2", "3")],
     }
 
@@ -180,4 +182,7 @@ def test_leave_last_out_split(load_bench):
         ("b", "1"),
         ("a", "3"),
     ]
+    # Histories come from the training pairs only, strictly earlier in time.
+    assert [r["query"]["history"] for r in split["test"]] == [["3"], ["1"]]
+    assert [r["query"]["history"] for r in split["train"]] == [[], ["1"], []]
     assert [list(s) for s in split["seen"]] == [[2], [0, 1]]  # corpus rows of the other movies rated
