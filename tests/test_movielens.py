@@ -129,8 +129,11 @@ def test_add_history_gives_earlier_training_movies_latest_first():
 
 
 def test_add_history_rejects_bad_input():
-    with pytest.raises(ValueError, match=r"record 2: `add_history` needs the query's `timestamp`"):
-        add_history([_rating("u", "a", 1), {"query": {"user_id": "u"}, "candidate": {"movie_id": "b"}}])
+    no_time = {"query": {"user_id": "u", "timestamp": []}, "candidate": {"movie_id": "b"}}
+    with pytest.raises(ValueError, match=r"^train record 2: `add_history` needs the query's `timestamp`"):
+        add_history([_rating("u", "a", 1), no_time])
+    with pytest.raises(ValueError, match=r"^others\[1\] record 1: .* Got \[\] instead"):
+        add_history([_rating("u", "a", 1)], [_rating("u", "c", 2)], [no_time])
     for bad in (0, -1, 1.5, True, "5"):
         with pytest.raises(ValueError, match=r"The `max_length` parameter must be a positive int"):
             add_history([_rating("u", "a", 1)], max_length=bad)

@@ -391,30 +391,32 @@ def add_history(
         raise ValueError(f"The `max_length` parameter must be a positive int. Got {max_length!r} instead.")
     rated: dict[str, list[tuple[float, str]]] = {}
     for number, r in enumerate(train, start=1):
-        rated.setdefault(r["query"]["user_id"], []).append((_stamp(r, number), r["candidate"]["movie_id"]))
+        stamp = _stamp(r, f"train record {number}")
+        rated.setdefault(r["query"]["user_id"], []).append((stamp, r["candidate"]["movie_id"]))
     stamps, movies = {}, {}
     for user, pairs in rated.items():
         pairs.sort(key=lambda p: p[0])
         stamps[user] = [t for t, _ in pairs]
         movies[user] = [m for _, m in pairs]
     out = []
-    for records in (train, *others):
+    for part, records in enumerate((train, *others)):
         with_history = []
+        label = "train" if part == 0 else f"others[{part - 1}]"
         for number, r in enumerate(records, start=1):
             user = r["query"]["user_id"]
-            end = bisect.bisect_left(stamps.get(user, []), _stamp(r, number))
+            end = bisect.bisect_left(stamps.get(user, []), _stamp(r, f"{label} record {number}"))
             history = movies[user][max(0, end - max_length) : end][::-1] if end else []
             with_history.append({"query": {**r["query"], name: history}, "candidate": r["candidate"]})
         out.append(with_history)
     return out
 
 
-def _stamp(record: Record, number: int) -> float:
+def _stamp(record: Record, where: str) -> float:
     try:
         return float(record["query"]["timestamp"][0])
     except (KeyError, IndexError, TypeError) as e:
         raise ValueError(
-            f"record {number}: `add_history` needs the query's `timestamp` (a list of one number, as "
+            f"{where}: `add_history` needs the query's `timestamp` (a list of one number, as "
             f"the loaders give). Got {record['query'].get('timestamp')!r} instead."
         ) from e
 
