@@ -1,4 +1,5 @@
-"""Non-neural baselines for the MovieLens benchmarks: most-popular and implicit-feedback ALS.
+"""Non-neural baselines for the MovieLens benchmarks: most-popular, implicit-feedback ALS, and history
+co-occurrence.
 
 Each baseline returns query and candidate embeddings so that it is scored by the same full-corpus
 evaluation as the two-tower models (`tfrs_twotower.metrics.evaluate_retrieval`): a query's score for a
@@ -10,11 +11,18 @@ candidate is the dot product of the two.
 - ALS: `implicit.als.AlternatingLeastSquares` on the binary user x movie matrix of the training pairs
   (Hu, Koren, Volinsky 2008), user factors as queries, item factors as candidates (plus a tie-break
   dimension: movies without training pairs have zero factors).
+- history co-occurrence (a sequential item-to-item baseline that sees the same `history` feature as the
+  model): `C[i, j]` counts the training pairs whose movie is j and whose history holds i; a query is the
+  multi-hot of its history, so a candidate's score is how often it followed the query's history items
+  in training, ties broken by popularity.
 
 Example:
 >>> queries, candidates = popularity(["a", "a", "b"], ["a", "b", "c"], num_queries=2)
 >>> queries.shape, candidates.shape
 ((2, 1), (3, 1))
+>>> queries, candidates = history_cooccurrence([["a"], []], ["b", "a"], [["a"]], ["a", "b"])
+>>> (queries @ candidates.T).argmax(axis=1).tolist()  # after "a" came "b"
+[1]
 """
 
 from __future__ import annotations
@@ -91,3 +99,33 @@ def als(
     queries[known, :-1] = user_factors[[users[u] for u in np.asarray(test_user_ids)[known]]]
     jitter = np.random.default_rng(seed).uniform(0.0, 1e-6, [len(item_factors), 1])
     return queries, np.concatenate([item_factors, jitter], axis=1).astype(np.float32), seconds
+
+
+def history_cooccurrence(
+    train_histories: Sequence[Sequence[str]],
+    train_candidate_ids: Sequence[str],
+    test_histories: Sequence[Sequence[str]],
+    corpus_ids: Sequence[str],
+    seed: int = 42,
+) -> tuple[np.ndarray, np.ndarray]:
+    """History co-occurrence: `(queries [Q, N + 1], candidates [N, N + 1])`, N the corpus size.
+
+    A candidate's score is the number of training pairs with it as the movie and any of the query's
+    history items in their history (counted once per item), plus popularity / 10^4 and a tiny random
+    draw to break ties (both below 1, so counts always come first).
+    """
+    items = {c: i for i, c in enumerate(corpus_ids)}
+    n = len(corpus_ids)
+    counts = np.zeros([n, n], np.float32)  # [history item, candidate]
+    popular = np.zeros(n, np.float64)
+    for history, candidate in zip(train_histories, train_candidate_ids, strict=True):
+        j = items[candidate]
+        popular[j] += 1
+        for i in {items[h] for h in history if h in items}:
+            counts[i, j] += 1
+    queries = np.zeros([len(test_histories), n + 1], np.float32)
+    queries[:, n] = 1.0
+    for q, history in enumerate(test_histories):
+        queries[q, [items[h] for h in history if h in items]] = 1.0
+    tie_break = popular * 1e-4 + np.random.default_rng(seed).uniform(0.0, 1e-5, n)
+    return queries, np.concatenate([counts.T, tie_break[:, None].astype(np.float32)], axis=1)

@@ -6,7 +6,8 @@
   required flags plus `flags`, in its own process; the test queries are encoded by the exported query
   SavedModel and the corpus embeddings are the ones the run exported.
 - `run_tfrs(settings, ...)`: bench/reference_tfrs.py (TFRS, Keras 2) in its own process.
-- `run_baselines(split, movies)`: most-popular and implicit ALS (bench/baselines.py).
+- `run_baselines(split, movies)`: most-popular, implicit ALS and, when the pairs have `history`, history
+  co-occurrence (bench/baselines.py).
 Every model is scored by `score`: `tfrs_twotower.metrics.evaluate_retrieval` over the whole corpus,
 once as is (`all`) and once with each test user's training movies removed from its ranking (`excluded`).
 
@@ -183,6 +184,14 @@ def run_baselines(split: dict, movies: list, als_settings: dict | None = None) -
     settings = als_settings or {"factors": 64, "regularization": 0.05, "iterations": 15}
     queries, candidates, seconds = baselines.als(train_users, train_movies, corpus, test_users, **settings)
     out["ALS (implicit)"] = {"metrics": score(queries, candidates, split, movies), "train_seconds": seconds}
+    if all("history" in r["query"] for r in split["train"] + split["test"]):
+        queries, candidates = baselines.history_cooccurrence(
+            [r["query"]["history"] for r in split["train"]],
+            train_movies,
+            [r["query"]["history"] for r in split["test"]],
+            corpus,
+        )
+        out["history co-occurrence"] = {"metrics": score(queries, candidates, split, movies)}
     return out
 
 

@@ -156,6 +156,8 @@ def test_protocols_smoke(tmp_path, write_movielens, load_bench, capsys):
     popular = runs["ml-100k-last__baselines.json"]["rows"]["most-popular"]["metrics"]
     # Excluding what a user already rated can only move the test positive up.
     assert popular["excluded"]["recall_at_10"] >= popular["all"]["recall_at_10"]
+    baseline_rows = runs["ml-100k-last__baselines.json"]["rows"]
+    assert set(baseline_rows) == {"most-popular", "ALS (implicit)", "history co-occurrence"}
 
     capsys.readouterr()
     bench.main(["report", "--out", str(out)])
@@ -186,3 +188,19 @@ def test_leave_last_out_split(load_bench):
     assert [r["query"]["history"] for r in split["test"]] == [["3"], ["1"]]
     assert [r["query"]["history"] for r in split["train"]] == [[], ["1"], []]
     assert [list(s) for s in split["seen"]] == [[2], [0, 1]]  # corpus rows of the other movies rated
+
+
+def test_history_cooccurrence_scores_what_followed_the_history(load_bench):
+    baselines = load_bench("baselines")
+    histories = [["a", "a"], ["a", "b"], ["b"], [], ["zz"]]  # "zz": not in the corpus, ignored
+    movies = ["c", "c", "d", "d", "d"]
+    queries, candidates = baselines.history_cooccurrence(
+        histories, movies, [["a"], ["b"], [], ["a", "b"]], ["a", "b", "c", "d"]
+    )
+    scores = queries @ candidates.T
+    # After "a": c twice (a duplicate history item counts once per pair). After "b": c once, d once; d is
+    # the more popular (3 pairs against 2), so it wins the tie. No history: popularity alone.
+    assert scores[0].round().tolist() == [0, 0, 2, 0] and scores[0].argmax() == 2
+    assert scores[1].round().tolist() == [0, 0, 1, 1] and scores[1].argmax() == 3
+    assert scores[2].argmax() == 3 and scores[2].max() < 1
+    assert scores[3].round().tolist() == [0, 0, 3, 1]
