@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import bisect
 import gzip
 import json
 import os
@@ -41,6 +40,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from tfrs_twotower.data.history import add_history as add_any_history
 
 Record = dict[str, dict[str, Any]]
 DATA_ENV_VAR = "TFRS_TWOTOWER_DATA"
@@ -367,8 +368,8 @@ def add_history(
     A pair's history holds the ids of the `max_length` latest training ratings of the same user made
     strictly before the pair's own `timestamp` (ties in time are left out, so a pair never sees
     itself); pairs in `others` (test, validation) see only `train`. At serving time pass the user's
-    latest ratings. Declare it a Categorical whose vocab is the movie ids (the repository's MovieLens
-    schemas do); the tower mean-pools it.
+    latest ratings. The repository's MovieLens schemas declare it as a Categorical over the movie ids.
+    `tfrs_twotower.data.add_history` is the same for any data (it names the user, item and time).
 
     Args:
       train: pair records whose movies make the histories; each query needs `timestamp`.
@@ -387,38 +388,9 @@ def add_history(
     >>> new_train[1]["query"]["history"], new_test[0]["query"]["history"]
     (['a'], ['b', 'a'])
     """
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"The `max_length` parameter must be a positive int. Got {max_length!r} instead.")
-    rated: dict[str, list[tuple[float, str]]] = {}
-    for number, r in enumerate(train, start=1):
-        stamp = _stamp(r, f"train record {number}")
-        rated.setdefault(r["query"]["user_id"], []).append((stamp, r["candidate"]["movie_id"]))
-    stamps, movies = {}, {}
-    for user, pairs in rated.items():
-        pairs.sort(key=lambda p: p[0])
-        stamps[user] = [t for t, _ in pairs]
-        movies[user] = [m for _, m in pairs]
-    out = []
-    for part, records in enumerate((train, *others)):
-        with_history = []
-        label = "train" if part == 0 else f"others[{part - 1}]"
-        for number, r in enumerate(records, start=1):
-            user = r["query"]["user_id"]
-            end = bisect.bisect_left(stamps.get(user, []), _stamp(r, f"{label} record {number}"))
-            history = movies[user][max(0, end - max_length) : end][::-1] if end else []
-            with_history.append({"query": {**r["query"], name: history}, "candidate": r["candidate"]})
-        out.append(with_history)
-    return out
-
-
-def _stamp(record: Record, where: str) -> float:
-    try:
-        return float(record["query"]["timestamp"][0])
-    except (KeyError, IndexError, TypeError) as e:
-        raise ValueError(
-            f"{where}: `add_history` needs the query's `timestamp` (a list of one number, as "
-            f"the loaders give). Got {record['query'].get('timestamp')!r} instead."
-        ) from e
+    return add_any_history(
+        train, *others, user_feature="user_id", item_feature="movie_id", max_length=max_length, name=name
+    )
 
 
 def write_pairs_jsonl(records: Iterable[dict[str, Any]], path: str) -> int:

@@ -13,6 +13,7 @@ from tfrs_twotower.data.batching import feature_signature, side_columns, side_si
 from tfrs_twotower.data.corpus import CandidateKey, Corpus
 from tfrs_twotower.data.dataset import make_candidate_dataset, make_dataset
 from tfrs_twotower.data.formats import FILE_FORMATS, read_records
+from tfrs_twotower.data.history import add_history
 from tfrs_twotower.data.jsonl import read_jsonl, write_jsonl
 from tfrs_twotower.data.paths import expand_paths, resolve_paths
 from tfrs_twotower.data.records import BadRecordError, Location, RecordParser
@@ -32,6 +33,7 @@ __all__ = [
     "ScanResult",
     "SplitAssigner",
     "TooManyBadRecordsError",
+    "add_history",
     "eval_mask",
     "expand_paths",
     "feature_signature",
