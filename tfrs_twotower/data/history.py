@@ -79,28 +79,28 @@ def _fields(record: Record, keys: tuple[str, str, str], where: str, need_item: b
     """(user, item, time) of one record, or a ValueError naming where and what is wrong."""
     user_feature, item_feature, time_feature = keys
     query, candidate = record.get("query", {}), record.get("candidate", {})
-    user = query.get(user_feature)
-    if isinstance(user, list) and len(user) == 1:
-        user = user[0]
-    if not isinstance(user, str) or not user:
-        raise ValueError(
-            f"{where}: `add_history` needs the query's `{user_feature}` (the user: a non-empty string). "
-            f"Got {user!r} instead."
-        )
-    item = candidate.get(item_feature)
-    if isinstance(item, list) and len(item) == 1:
-        item = item[0]
-    if need_item and (not isinstance(item, str) or not item):
-        raise ValueError(
-            f"{where}: `add_history` needs the candidate's `{item_feature}` (the item: a non-empty "
-            f"string). Got {item!r} instead."
-        )
-    time = query.get(time_feature)
-    if isinstance(time, list) and len(time) == 1:
-        time = time[0]
-    if isinstance(time, bool) or not isinstance(time, (int, float)):
-        raise ValueError(
-            f"{where}: `add_history` needs the query's `{time_feature}` (a number, or a list of one, as "
-            f"the loaders give). Got {query.get(time_feature)!r} instead."
-        )
+    user = _value(query, user_feature, _is_id, where, "query", "the user: a non-empty string")
+    item = None
+    if need_item:
+        item = _value(candidate, item_feature, _is_id, where, "candidate", "the item: a non-empty string")
+    time = _value(query, time_feature, _is_number, where, "query", "a number, or a list of one")
     return user, item, float(time)
+
+
+def _value(side: dict, name: str, valid, where: str, side_name: str, expected: str):
+    """`side[name]` (a list of one unwrapped) when `valid`; else a ValueError naming all of it."""
+    value = side.get(name)
+    one = value[0] if isinstance(value, list) and len(value) == 1 else value
+    if not valid(one):
+        raise ValueError(
+            f"{where}: `add_history` needs the {side_name}'s `{name}` ({expected}). Got {value!r} instead."
+        )
+    return one
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
