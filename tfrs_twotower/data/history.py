@@ -53,9 +53,15 @@ def add_history(
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
         raise ValueError(f"The `max_length` parameter must be a positive int. Got {max_length!r} instead.")
     keys = (user_feature, item_feature, time_feature)
+    parts = [train, *others]
+    labels = ["train"] + [f"others[{i}]" for i in range(len(others))]
+    # (user, item, time) of every record, checked once; evaluation pairs need no item.
+    fields = [
+        [_fields(r, keys, f"{label} record {n}", need_item=part == 0) for n, r in enumerate(records, 1)]
+        for part, (label, records) in enumerate(zip(labels, parts, strict=True))
+    ]
     rated: dict[str, list[tuple[float, str]]] = {}
-    for number, r in enumerate(train, start=1):
-        user, item, time = _fields(r, keys, f"train record {number}")
+    for user, item, time in fields[0]:
         rated.setdefault(user, []).append((time, item))
     times, items = {}, {}
     for user, pairs in rated.items():
@@ -63,11 +69,9 @@ def add_history(
         times[user] = [t for t, _ in pairs]
         items[user] = [i for _, i in pairs]
     out = []
-    for part, records in enumerate((train, *others)):
-        label = "train" if part == 0 else f"others[{part - 1}]"
+    for records, record_fields in zip(parts, fields, strict=True):
         with_history = []
-        for number, r in enumerate(records, start=1):
-            user, _, time = _fields(r, keys, f"{label} record {number}", need_item=part == 0)
+        for r, (user, _, time) in zip(records, record_fields, strict=True):
             end = bisect.bisect_left(times.get(user, []), time)
             history = items[user][max(0, end - max_length) : end][::-1] if end else []
             with_history.append({"query": {**r["query"], name: history}, "candidate": r["candidate"]})
