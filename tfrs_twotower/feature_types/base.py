@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfrs_twotower.packed import take_rows
+
 if TYPE_CHECKING:
     from tfrs_twotower.schema import FeatureSpec
 
@@ -102,24 +104,22 @@ class FeatureType(abc.ABC):
     def from_example_values(self, spec: FeatureSpec, values: np.ndarray) -> Any:
         """One record's parsed values (a numpy row of `tf.io.parse_example`'s output, valid) as the
         normalised value the record parser gives: UTF-8 text for strings, Python floats for numbers."""
-        if self.float_values:
-            return [float(x) for x in values.astype(np.float32)]
-        return [b.decode("utf-8") for b in values]
+        return self._python_values(values)
 
     def from_example_columns(
         self, spec: FeatureSpec, values: np.ndarray, splits: np.ndarray, rows: np.ndarray
     ) -> list:
         """`from_example_values` of each row in `rows` of a parsed batch (`values`, row `splits`), at once."""
-        rows = np.asarray(rows, dtype=np.int64)
-        starts, counts = splits[rows], splits[rows + 1] - splits[rows]
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        picked = values[np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])]  # the rows' values
-        if self.float_values:
-            flat = picked.astype(np.float32).tolist()
-        else:
-            flat = [b.decode("utf-8") for b in picked]
+        picked, offsets = take_rows(values, splits, np.asarray(rows, dtype=np.int64))
+        flat = self._python_values(picked)
         bounds = offsets.tolist()
         return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def _python_values(self, values: np.ndarray) -> list:
+        """Parsed values as Python values: floats (from float32) for numbers, UTF-8 text for strings."""
+        if self.float_values:
+            return values.astype(np.float32).tolist()
+        return [b.decode("utf-8") for b in values]
 
     def parse_spec(self, spec: FeatureSpec) -> tf.io.RaggedFeature:
         """The `tf.io.parse_example` spec of its key: every type parses ragged (`[B, None]`), so a record

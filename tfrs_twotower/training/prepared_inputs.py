@@ -30,6 +30,7 @@ from tfrs_twotower.data.seen import SeenItems
 from tfrs_twotower.data.stats import NumericStats
 from tfrs_twotower.data.tfrecord import read_tfrecord
 from tfrs_twotower.errors import ConfigError
+from tfrs_twotower.packed import take_rows
 from tfrs_twotower.prepare.stats import counter_from_json
 from tfrs_twotower.prepare.summary import CORPUS_KEYS, FORMAT, MANIFEST, SEEN, STATS, VERSION, read_json
 from tfrs_twotower.schema import InputSchema
@@ -152,11 +153,8 @@ def _seen(path: str, feature: str | None, eval_shards: list[str]) -> SeenItems |
         arrays = np.load(f)  # reading seeks, which a gfile can: no copy of the file's bytes
         query_ids, offsets, rows = arrays["query_ids"], arrays["offsets"], arrays["rows"]
     keep = np.isin(query_ids, _query_ids(eval_shards, f"query_{feature}"))
-    starts, sizes = offsets[:-1][keep], np.diff(offsets)[keep]
-    kept_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    # Row j of the kept rows is row j - kept_offsets[i] + starts[i] of the file's, i its query's.
-    index = np.arange(kept_offsets[-1]) + np.repeat(starts - kept_offsets[:-1], sizes)
-    return PackedSeenItems(feature, query_ids[keep].tolist(), kept_offsets, rows[index])
+    kept_rows, kept_offsets = take_rows(rows, offsets, keep)
+    return PackedSeenItems(feature, query_ids[keep].tolist(), kept_offsets, kept_rows)
 
 
 def _query_ids(shards: list[str], key: str) -> np.ndarray:
